@@ -1,0 +1,109 @@
+"""Server configuration: embedded defaults, an optional TOML file, then command-line flags.
+
+The TOML file has a ``[server]`` table and a ``[bindings]`` table whose names match
+``wrangler.toml.example`` (DB, CACHE, DURABLE)::
+
+    [server]
+    server_name = "localhost:8008"
+    host = "127.0.0.1"
+    port = 8008
+    data_dir = "./data"
+    enable_registration = true
+    default_room_version = "12"
+
+    [bindings]
+    DB = "matrix.sqlite"       # the D1 database file, under data_dir
+    CACHE = "cache.sqlite"     # the KV namespace file, under data_dir
+    DURABLE = "durable"        # actor storage folder, under data_dir
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from durable.room_versions import KNOWN_ROOM_VERSIONS, DEFAULT_ROOM_VERSION
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Bindings:
+    DB: str = "matrix.sqlite"
+    CACHE: str = "cache.sqlite"
+    DURABLE: str = "durable"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    server_name: str = "localhost:8008"
+    host: str = "127.0.0.1"
+    port: int = 8008
+    data_dir: str = "./data"
+    public_baseurl: str = ""
+    enable_registration: bool = True
+    default_room_version: str = DEFAULT_ROOM_VERSION
+    log_level: str = "info"
+    actor_idle_seconds: float = 120.0
+    bindings: Bindings = field(default_factory=Bindings)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def base_url(self) -> str:
+        if self.public_baseurl:
+            return self.public_baseurl.rstrip("/")
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "::1") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def federation_address(self) -> str:
+        """What ``/.well-known/matrix/server`` delegates to."""
+        return self.server_name
+
+    def validate(self) -> "ServerConfig":
+        if not self.server_name or any(c in self.server_name for c in "/@!$# "):
+            raise ConfigError(f"invalid server_name {self.server_name!r}")
+        if self.default_room_version not in KNOWN_ROOM_VERSIONS:
+            raise ConfigError(
+                f"default_room_version {self.default_room_version!r} is not supported; "
+                f"choose one of {', '.join(KNOWN_ROOM_VERSIONS)}"
+            )
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"invalid port {self.port}")
+        return self
+
+
+_SERVER_KEYS = {f.name for f in fields(ServerConfig)} - {"bindings"}
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ServerConfig:
+    """Defaults, then the TOML file (if any), then non-None ``overrides``."""
+    config = ServerConfig()
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        server = data.get("server", {})
+        unknown = set(server) - _SERVER_KEYS
+        if unknown:
+            raise ConfigError(f"unknown keys in [server]: {', '.join(sorted(unknown))}")
+        bindings = data.get("bindings", {})
+        unknown = set(bindings) - {f.name for f in fields(Bindings)}
+        if unknown:
+            raise ConfigError(f"unknown keys in [bindings]: {', '.join(sorted(unknown))}")
+        config = replace(config, **server, bindings=Bindings(**bindings))
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if "public_baseurl" not in overrides and not config.public_baseurl:
+        config = replace(config, public_baseurl=config.base_url)
+    return config.validate()

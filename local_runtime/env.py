@@ -1,0 +1,60 @@
+"""Builds the bindings (``env``) the workers and actors use, named as in wrangler.toml.example.
+
+- ``env.DB``: the D1 database (d1.D1Database)
+- ``env.CACHE``: the KV namespace used as a cache (kv.KVNamespace)
+- one Durable Object namespace per entry of ``DURABLE_OBJECT_CLASSES`` (e.g. ``env.ROOMS``)
+- ``env.config``: the ServerConfig; ``env.SERVER_NAME``: the server name as a plain var
+- ``env.signing_key``: the server's Ed25519 key, loaded from D1 at start
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from d1 import D1Database, apply_migrations
+from d1.server_keys import load_or_create_signing_key
+from kv.namespace import KVNamespace
+from local_runtime.config import ServerConfig
+from local_runtime.durable_objects import DurableObjectNamespace
+
+log = logging.getLogger(__name__)
+
+# Binding name -> "module:Class", as declared in wrangler.toml.example.
+DURABLE_OBJECT_CLASSES: dict[str, str] = {}
+
+
+class Env:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.SERVER_NAME = config.server_name
+        data = config.data_path
+        data.mkdir(parents=True, exist_ok=True)
+        self.DB = D1Database(data / config.bindings.DB)
+        self.CACHE = KVNamespace(data / config.bindings.CACHE)
+        self.signing_key: Any = None
+        self.namespaces: dict[str, DurableObjectNamespace] = {}
+        for binding, target in DURABLE_OBJECT_CLASSES.items():
+            module_name, class_name = target.split(":")
+            cls = getattr(importlib.import_module(module_name), class_name)
+            namespace = DurableObjectNamespace(
+                binding, cls, self, data / config.bindings.DURABLE,
+                idle_seconds=config.actor_idle_seconds,
+            )
+            self.namespaces[binding] = namespace
+            setattr(self, binding, namespace)
+
+    async def start(self) -> None:
+        applied = await apply_migrations(self.DB)
+        if applied:
+            log.info("database migrations applied: %s", ", ".join(applied))
+        self.signing_key = await load_or_create_signing_key(self.DB)
+        for namespace in self.namespaces.values():
+            await namespace.start()
+
+    async def close(self) -> None:
+        for namespace in self.namespaces.values():
+            await namespace.close()
+        self.CACHE.close()
+        self.DB.close()
