@@ -102,15 +102,25 @@ class AuthGraph:
                 if not remaining:
                     break
             return set(targets) - remaining
+        # The hot loop of a resolution with a large unconflicted state: no memoisation, one
+        # fetch per visited event.
+        get_event = self._get_event
         seen: set[str] = set()
         stack = [s for s in sources if s not in barrier]
-        while stack and remaining:
+        while stack:
             event_id = stack.pop()
             if event_id in seen:
                 continue
             seen.add(event_id)
-            remaining.discard(event_id)
-            stack.extend(p for p in self.parents(event_id) if p not in seen and p not in barrier)
+            if event_id in remaining:
+                remaining.discard(event_id)
+                if not remaining:
+                    break
+            event = get_event(event_id)
+            if event is not None:
+                for parent in event.auth_event_ids:
+                    if parent not in seen and parent not in barrier:
+                        stack.append(parent)
         return set(targets) - remaining
 
 
@@ -121,6 +131,10 @@ def auth_difference(
     graph: AuthGraph,
 ) -> set[str]:
     """The auth difference of ``state_sets`` without walking every unconflicted event.
+
+    ``conflicted_keys`` are the keys of the conflicted state set. Conflicted events that are
+    candidates are returned without the U test below (so one that also lies under an
+    unconflicted event is kept): the full conflicted set holds them anyway.
 
     Each full auth chain C_i is U ∪ D_i, where U is the closure of the unconflicted events
     (common to every set) and D_i the closure of S_i's conflicted events. So the difference is
@@ -134,7 +148,10 @@ def auth_difference(
     union: set[str] = set().union(*per_set)
     common: set[str] = set.intersection(*per_set)
     candidates = union - common
-    if not candidates:
-        return set()
-    in_common_part = graph.find_in_closure(unconflicted.values(), candidates, common)
+    # Conflicted candidates join the full conflicted set whatever the walk says: skip them.
+    conflicted = {s[k] for s in state_sets for k in keys if k in s}
+    to_check = candidates - conflicted
+    if not to_check:
+        return candidates
+    in_common_part = graph.find_in_closure(unconflicted.values(), to_check, common)
     return candidates - in_common_part

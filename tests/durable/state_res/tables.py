@@ -19,6 +19,7 @@ def event(
     sender: str = "@alice:example.com",
     content: dict[str, Any] | None = None,
     ts: int = 0,
+    prev: list[str] = (),  # type: ignore[assignment]
     room_version: RoomVersion = V10,
 ) -> Event:
     pdu: dict[str, Any] = {
@@ -29,7 +30,7 @@ def event(
         "content": content or {},
         "origin_server_ts": ts,
         "auth_events": list(auth),
-        "prev_events": [],
+        "prev_events": list(prev),
         "depth": 1,
     }
     return Event(pdu, room_version, event_id)
