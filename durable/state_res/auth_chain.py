@@ -132,9 +132,9 @@ def auth_difference(
 ) -> set[str]:
     """The auth difference of ``state_sets`` without walking every unconflicted event.
 
-    ``conflicted_keys`` are the keys of the conflicted state set. Conflicted events that are
-    candidates are returned without the U test below (so one that also lies under an
-    unconflicted event is kept): the full conflicted set holds them anyway.
+    ``conflicted_keys`` are the keys of the conflicted state set. What is returned is the
+    auth difference *less the conflicted state set*, i.e. what it adds to the full conflicted
+    set: conflicted events are in that set anyway and need no test.
 
     Each full auth chain C_i is U ∪ D_i, where U is the closure of the unconflicted events
     (common to every set) and D_i the closure of S_i's conflicted events. So the difference is
@@ -147,11 +147,8 @@ def auth_difference(
         return set()
     union: set[str] = set().union(*per_set)
     common: set[str] = set.intersection(*per_set)
-    candidates = union - common
-    # Conflicted candidates join the full conflicted set whatever the walk says: skip them.
     conflicted = {s[k] for s in state_sets for k in keys if k in s}
-    to_check = candidates - conflicted
-    if not to_check:
-        return candidates
-    in_common_part = graph.find_in_closure(unconflicted.values(), to_check, common)
-    return candidates - in_common_part
+    candidates = union - common - conflicted
+    if not candidates:
+        return set()
+    return candidates - graph.find_in_closure(unconflicted.values(), candidates, common)

@@ -28,7 +28,7 @@ class ResolutionTrace:
     """What each step produced (filled in by ``_resolve`` for tests and debugging)."""
 
     conflicted: set[str] = field(default_factory=set)
-    auth_difference: set[str] = field(default_factory=set)
+    auth_difference: set[str] = field(default_factory=set)  # less the conflicted set
     subgraph: set[str] = field(default_factory=set)
     power_sorted: list[str] = field(default_factory=list)
     partial_state: dict[StateKey, str] = field(default_factory=dict)

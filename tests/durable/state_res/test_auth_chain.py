@@ -75,20 +75,24 @@ def test_auth_difference_excludes_events_under_unconflicted_state(auth_graph: Au
     # set, but the unconflicted event B3 (in both sets) has both in its chain, so they are
     # in every full auth chain.
     sets = [{K1: "A3", K2: "B3"}, {K1: "B1", K2: "B3"}]
-    assert auth_difference(sets, {K2: "B3"}, [K1], auth_graph) == {"A3"}
-    # Without B3 both would be in the difference.
-    assert auth_difference([{K1: "A3"}, {K1: "B1"}], {}, [K1], auth_graph) == {"A3", "A2", "B1"}
+    assert auth_difference(sets, {K2: "B3"}, [K1], auth_graph) == set()
+    # Without B3, A2 would be in the difference.
+    assert auth_difference([{K1: "A3"}, {K1: "B1"}], {}, [K1], auth_graph) == {"A2"}
 
 
-def test_auth_difference_simple(auth_graph: AuthGraph) -> None:
+def test_auth_difference_less_the_conflicted_set(auth_graph: AuthGraph) -> None:
     sets = [{K1: "A3"}, {K1: "B1"}]
-    # C(S1) = {A3, A2, A1, C}, C(S2) = {B1, A1, C}
-    assert auth_difference(sets, {}, [K1], auth_graph) == {"A3", "A2", "B1"}
+    # C(S1) = {A3, A2, A1, C}, C(S2) = {B1, A1, C}: the difference is {A3, A2, B1}, of
+    # which A3 and B1 are conflicted.
+    assert auth_difference(sets, {}, [K1], auth_graph) == {"A2"}
 
 
 def test_auth_difference_three_sets(auth_graph: AuthGraph) -> None:
     sets = [{K1: "A1"}, {K1: "A2"}, {K3: "B1"}]
-    # C1 = {A1, C}; C2 = {A2, A1, C}; C3 = {B1, A1, C}
+    # C1 = {A1, C}; C2 = {A2, A1, C}; C3 = {B1, A1, C}: all of the difference is conflicted.
+    assert auth_difference(sets, {}, [K1, K3], auth_graph) == set()
+    sets = [{K1: "A3"}, {K1: "A1"}, {K3: "B2"}]
+    # C1 = {A3, A2, A1, C}; C2 = {A1, C}; C3 = {B2, A2, B1, A1, C}
     assert auth_difference(sets, {}, [K1, K3], auth_graph) == {"A2", "B1"}
 
 
