@@ -28,3 +28,31 @@ def public_key_b64(signing_key: SigningKey) -> str:
 def spec_signing_key() -> SigningKey:
     """The key of the spec's "Cryptographic Test Vectors" (server `domain`, `ed25519:1`)."""
     return decode_signing_key_base64("ed25519", "1", VECTORS["signing_key"]["seed_base64"])
+
+
+def make_event_kwargs(room_version_id: str, **overrides: Any) -> dict[str, Any]:
+    """Arguments for ``build_event`` giving a plain message in a room of ``room_version_id``."""
+    from durable.events import reference_hash_entry
+    from durable.room_versions import get_room_version
+
+    room_version = get_room_version(room_version_id)
+    kwargs: dict[str, Any] = dict(
+        room_id="!room:example.org",
+        sender="@alice:example.org",
+        type="m.room.message",
+        content={"body": "hello", "msgtype": "m.text"},
+        prev_event_ids=["$prev:example.org"] if room_version.event_id_in_event else ["$prev"],
+        auth_event_ids=["$auth:example.org"] if room_version.event_id_in_event else ["$auth"],
+        depth=5,
+        origin_server_ts=1_700_000_000_000,
+        server_name="example.org",
+        signing_key=fixed_signing_key(1),
+    )
+    if room_version.event_id_in_event:
+        kwargs["event_id_localpart"] = "localpart1"
+        # Any PDU works as the referenced event: the entry is its reference hash.
+        kwargs["get_event_hashes"] = lambda event_id: reference_hash_entry(
+            {"event_id": event_id, "type": "x", "content": {}}, room_version
+        )
+    kwargs.update(overrides)
+    return kwargs
