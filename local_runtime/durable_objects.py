@@ -406,6 +406,7 @@ class DurableObjectNamespace:
             slot = self._slots.get(hex_id)
             if slot is not None:
                 return slot
+            object_id = self._remember_name(object_id)
             storage = DurableObjectStorage(
                 self.storage_dir / f"{hex_id}.sqlite",
                 lambda at, h=hex_id: self._alarm_changed(h, at),
@@ -431,9 +432,23 @@ class DurableObjectNamespace:
             self.storage_dir.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.storage_dir / "_alarms.sqlite"), isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("CREATE TABLE IF NOT EXISTS alarms (id TEXT PRIMARY KEY, at REAL NOT NULL)")
+            conn.execute("CREATE TABLE IF NOT EXISTS names (id TEXT PRIMARY KEY, name TEXT NOT NULL)")
             self._alarm_index = conn
         return self._alarm_index
+
+    def _remember_name(self, object_id: DurableObjectId) -> DurableObjectId:
+        """Record id -> name once, so an actor woken by id alone (an alarm) knows its name,
+        as ``ctx.id.name`` does on the platform."""
+        index = self._index()
+        if object_id.name is not None:
+            index.execute(
+                "INSERT OR IGNORE INTO names (id, name) VALUES (?, ?)", (object_id.hex, object_id.name)
+            )
+            return object_id
+        row = index.execute("SELECT name FROM names WHERE id = ?", (object_id.hex,)).fetchone()
+        return DurableObjectId(object_id.hex, row[0] if row else None)
 
     def _alarm_changed(self, hex_id: str, at: float | None) -> None:
         index = self._index()

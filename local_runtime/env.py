@@ -4,6 +4,7 @@
 - ``env.CACHE``: the KV namespace used as a cache (kv.KVNamespace)
 - one Durable Object namespace per entry of ``DURABLE_OBJECT_CLASSES`` (e.g. ``env.ROOMS``)
 - ``env.config``: the ServerConfig; ``env.SERVER_NAME``: the server name as a plain var
+- ``env.NOTIFIER``: wakes long-polling syncs (local_runtime.notifier)
 - ``env.signing_key``: the server's Ed25519 key, loaded from D1 at start
 """
 
@@ -18,11 +19,14 @@ from d1.server_keys import load_or_create_signing_key
 from kv.namespace import KVNamespace
 from local_runtime.config import ServerConfig
 from local_runtime.durable_objects import DurableObjectNamespace
+from local_runtime.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
 # Binding name -> "module:Class", as declared in wrangler.toml.example.
-DURABLE_OBJECT_CLASSES: dict[str, str] = {}
+DURABLE_OBJECT_CLASSES: dict[str, str] = {
+    "ROOMS": "durable.room:RoomActor",
+}
 
 
 class Env:
@@ -33,6 +37,7 @@ class Env:
         data.mkdir(parents=True, exist_ok=True)
         self.DB = D1Database(data / config.bindings.DB)
         self.CACHE = KVNamespace(data / config.bindings.CACHE)
+        self.NOTIFIER = Notifier()
         self.signing_key: Any = None
         self.namespaces: dict[str, DurableObjectNamespace] = {}
         for binding, target in DURABLE_OBJECT_CLASSES.items():

@@ -54,3 +54,11 @@ async def read_json_object(request: Request, *, allow_empty: bool = False) -> di
     if not isinstance(value, dict):
         raise MatrixError(400, Codes.BAD_JSON, "Expected a JSON object")
     return value
+
+
+CLIENT_PREFIXES = ("/_matrix/client/v3", "/_matrix/client/r0")
+
+
+def client_routes(path: str, handler: Handler, methods: list[str]) -> list[Route]:
+    """The same client-server endpoint under ``/v3`` and the legacy ``/r0`` prefix."""
+    return [route(prefix + path, handler, methods) for prefix in CLIENT_PREFIXES]

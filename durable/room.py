@@ -1,0 +1,388 @@
+"""The room actor: the single writer of one room (a Durable Object per room ID).
+
+It holds the room's hot state in memory (room version, current state map and its state
+events, forward extremities, depth, current state group), loaded from D1 when the actor is
+(re)built, and it is the only code that writes the room's rows in D1.
+
+Creating a local event (spec: server-server API "Authorization rules", "Auth events
+selection"): pick ``prev_events`` from the forward extremities, select the auth events from
+the current state, compute depth, hash and sign, check the auth rules against the current
+state, persist everything in one D1 batch, and only then acknowledge and notify.
+
+Calls take and return plain data. Refusals raise ``MatrixError`` (the worker renders it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any, Mapping
+
+from d1.events import get_event_rows, row_to_event
+from d1.state import current_state_ids
+from durable.auth import auth_types_for_event, check_event_auth, user_power_level
+from durable.base import DurableObject, DurableObjectState
+from durable.errors import AuthError, InvalidEvent
+from durable.events import build_event, event_from_pdu, redact, reference_hash_entry, validate_pdu
+from durable.events.event import Event, StateKey
+from durable.room_persist import (
+    PersistPlan,
+    insert_event,
+    insert_state_group,
+    mark_redacted,
+    next_group,
+    record_txn,
+    replace_extremities,
+    set_current_state,
+    set_room_state_group,
+)
+from durable.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
+from workers.errors import Codes, MatrixError
+
+log = logging.getLogger(__name__)
+
+MAX_PREV_EVENTS = 10
+MAX_DEPTH = 2**63 - 1
+
+# State copied into an invite's or knock's `unsigned` for the invitee (spec: "Stripped state").
+STRIPPED_STATE_TYPES = (
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.canonical_alias",
+    "m.room.avatar",
+    "m.room.name",
+    "m.room.encryption",
+    "m.room.topic",
+)
+
+
+class RoomActor(DurableObject):
+    def __init__(self, ctx: DurableObjectState, env: Any) -> None:
+        super().__init__(ctx, env)
+        if ctx.id.name is None:
+            raise RuntimeError("room actors are addressed by room ID (id_from_name)")
+        self.room_id: str = ctx.id.name
+        self.room_version: RoomVersion | None = None
+        self.state: dict[StateKey, str] = {}
+        self.events: dict[str, Event] = {}  # current state events and forward extremities
+        self.extremities: list[str] = []
+        self.depth = 0
+        self.state_group: str | None = None
+        self.group_chain_len = 0
+        ctx.block_concurrency_while(self._load)
+
+    # --- loading --------------------------------------------------------------------------
+    async def _load(self) -> None:
+        db = self.env.DB
+        room = await db.prepare("SELECT room_version, state_group FROM rooms WHERE room_id = ?").bind(
+            self.room_id
+        ).first()
+        if room is None:
+            return
+        self.room_version = get_room_version(room["room_version"])
+        self.state_group = room["state_group"]
+        if self.state_group is not None:
+            self.group_chain_len = await db.prepare(
+                "SELECT chain_len FROM state_groups WHERE id = ?"
+            ).bind(self.state_group).first("chain_len") or 0
+        self.state = await current_state_ids(db, self.room_id)
+        self.extremities = [
+            r["event_id"]
+            for r in (
+                await db.prepare(
+                    "SELECT event_id FROM forward_extremities WHERE room_id = ?"
+                ).bind(self.room_id).all()
+            ).results
+        ]
+        await self._cache_events(list(self.state.values()) + self.extremities)
+        self.depth = max((self.events[e].depth for e in self.extremities if e in self.events), default=0)
+
+    async def _cache_events(self, event_ids: list[str]) -> None:
+        assert self.room_version is not None
+        rows = await get_event_rows(self.env.DB, [e for e in event_ids if e not in self.events])
+        for event_id, row in rows.items():
+            event = row_to_event(row, self.room_version)
+            if row["redacted_by"] is not None:
+                # Auth sees the redacted form of a redacted state event.
+                event = Event(redact(event.pdu, self.room_version), self.room_version, event_id)
+            self.events[event_id] = event
+
+    # --- helpers --------------------------------------------------------------------------
+    def _require_room(self) -> RoomVersion:
+        if self.room_version is None:
+            raise MatrixError(404, Codes.NOT_FOUND, f"Unknown room {self.room_id}")
+        return self.room_version
+
+    def _state_event(self, event_type: str, state_key: str = "") -> Event | None:
+        event_id = self.state.get((event_type, state_key))
+        return None if event_id is None else self.events.get(event_id)
+
+    def _auth_event_ids(self, event_type: str, state_key: str | None, sender: str,
+                        content: Mapping[str, Any]) -> list[str]:
+        room_version = self._require_room()
+        ids = []
+        for key in auth_types_for_event(room_version, event_type, state_key, sender, content):
+            event_id = self.state.get(key)
+            if event_id is not None:
+                ids.append(event_id)
+        return ids
+
+    def _hashes_of(self, event_id: str) -> Mapping[str, str]:
+        assert self.room_version is not None
+        return reference_hash_entry(self.events[event_id].pdu, self.room_version)
+
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def _build(
+        self, sender: str, event_type: str, content: Mapping[str, Any],
+        state_key: str | None, redacts: str | None = None,
+    ) -> Event:
+        room_version = self._require_room()
+        prev = sorted(self.extremities, key=lambda e: -self.events[e].depth)[:MAX_PREV_EVENTS]
+        depth = min(max((self.events[e].depth for e in prev), default=0) + 1, MAX_DEPTH)
+        try:
+            return build_event(
+                room_version,
+                room_id=self.room_id,
+                sender=sender,
+                type=event_type,
+                content=content,
+                state_key=state_key,
+                prev_event_ids=prev,
+                auth_event_ids=self._auth_event_ids(event_type, state_key, sender, content),
+                depth=depth,
+                origin_server_ts=self._now_ms(),
+                server_name=self.env.config.server_name,
+                signing_key=self.env.signing_key,
+                redacts=redacts,
+                event_id_localpart=os.urandom(12).hex() if room_version.event_id_in_event else None,
+                get_event_hashes=self._hashes_of if room_version.event_id_in_event else None,
+            )
+        except InvalidEvent as exc:
+            raise MatrixError(400, Codes.BAD_JSON, f"Invalid event: {exc.reason}") from exc
+        except ValueError as exc:
+            raise MatrixError(400, Codes.BAD_JSON, f"Invalid event: {exc}") from exc
+
+    def _check_auth(self, event: Event) -> None:
+        """Auth against the current state (which is where the event's auth events came from)."""
+        room_version = self._require_room()
+        auth_events = [self.events[e] for e in event.auth_event_ids]
+        if not room_version.create_event_in_auth_events:
+            create = self._state_event("m.room.create")
+            if create is not None:
+                auth_events.append(create)
+        try:
+            check_event_auth(event, auth_events)
+        except AuthError as exc:
+            raise MatrixError(403, Codes.FORBIDDEN, f"Not allowed: {exc.reason}") from exc
+
+    def _stripped_state(self) -> list[dict[str, Any]]:
+        stripped = []
+        for event_type in STRIPPED_STATE_TYPES:
+            event = self._state_event(event_type)
+            if event is not None:
+                stripped.append(
+                    {"type": event.type, "state_key": event.state_key or "",
+                     "content": dict(event.content), "sender": event.sender}
+                )
+        return stripped
+
+    # --- applying accepted events ---------------------------------------------------------
+    def _plan_accept(self, plan: PersistPlan, event: Event, local_unsigned: dict[str, Any] | None) -> None:
+        """Add an accepted event extending the current state to the plan and to memory."""
+        db = self.env.DB
+        if event.is_state():
+            key = event.key
+            new_state = dict(self.state)
+            new_state[key] = event.event_id
+            prev_group, chain_len, delta = next_group(
+                self.state_group, self.group_chain_len, new_state, {key: event.event_id}
+            )
+            insert_state_group(db, plan, event.event_id, prev_group, chain_len, delta)
+            self.state = new_state
+            self.state_group = event.event_id
+            self.group_chain_len = chain_len
+            set_current_state(db, plan, key[0], key[1], event)
+        insert_event(db, plan, event, state_group=self.state_group, local_unsigned=local_unsigned)
+        removed = [e for e in event.prev_event_ids if e in self.extremities]
+        replace_extremities(db, plan, removed, [event.event_id])
+        self.extremities = [e for e in self.extremities if e not in removed] + [event.event_id]
+        self.events[event.event_id] = event
+        self.depth = max(self.depth, event.depth)
+        if event.type == "m.room.redaction" and event.redacts is not None:
+            mark_redacted(db, plan, event.redacts, event.event_id)
+            target = self.events.get(event.redacts)
+            if target is not None and target.event_id in self.state.values():
+                self.events[target.event_id] = Event(
+                    redact(target.pdu, target.room_version), target.room_version, target.event_id
+                )
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        return (dict(self.state), dict(self.events), list(self.extremities), self.depth,
+                self.state_group, self.group_chain_len, self.room_version)
+
+    def _restore(self, snapshot: tuple[Any, ...]) -> None:
+        (self.state, self.events, self.extremities, self.depth,
+         self.state_group, self.group_chain_len, self.room_version) = snapshot
+
+    async def _commit(self, plan: PersistPlan, notify_users: set[str]) -> int:
+        """Commit the plan in one D1 batch; return the stream ordering of its last event."""
+        db = self.env.DB
+        set_room_state_group(db, plan, self.state_group)
+        await db.batch(plan.statements)
+        last = await db.prepare("SELECT stream_ordering FROM events WHERE event_id = ?").bind(
+            plan.event_ids[-1]
+        ).first("stream_ordering")
+        self.env.NOTIFIER.notify([self.room_id, *notify_users])
+        return last
+
+    def _prune_event_cache(self) -> None:
+        keep = set(self.state.values()) | set(self.extremities)
+        if len(self.events) > 2 * len(keep) + 100:
+            self.events = {k: v for k, v in self.events.items() if k in keep}
+
+    # --- calls ----------------------------------------------------------------------------
+    async def create_room(
+        self, room_version: str, create_pdu: dict[str, Any], events: list[dict[str, Any]],
+        is_public: bool = False,
+    ) -> dict[str, Any]:
+        """Persist a new room: its create event (built and signed by the caller, since in
+        room version 12 it defines the room ID) and the initial events built here from
+        templates ``{type, state_key?, content, sender}``, all in one batch."""
+        if self.room_version is not None:
+            raise MatrixError(400, Codes.ROOM_IN_USE, "Room already exists")
+        try:
+            version = get_room_version(room_version)
+        except UnsupportedRoomVersion as exc:
+            raise MatrixError(400, Codes.UNSUPPORTED_ROOM_VERSION, str(exc)) from exc
+        try:
+            validate_pdu(create_pdu, version)
+            create = event_from_pdu(create_pdu, version)
+        except InvalidEvent as exc:
+            raise MatrixError(400, Codes.BAD_JSON, f"Invalid create event: {exc.reason}") from exc
+        if create.room_id != self.room_id or create.type != "m.room.create":
+            raise MatrixError(400, Codes.BAD_JSON, "The create event does not define this room")
+        snapshot = self._snapshot()
+        self.room_version = version
+        try:
+            try:
+                check_event_auth(create, [])
+            except AuthError as exc:
+                raise MatrixError(403, Codes.FORBIDDEN, f"Not allowed: {exc.reason}") from exc
+            db = self.env.DB
+            plan = PersistPlan(self.room_id)
+            plan.statements.append(
+                db.prepare(
+                    "INSERT INTO rooms (room_id, room_version, creator, created_ts, is_public)"
+                    " VALUES (?,?,?,?,?)"
+                ).bind(self.room_id, version.identifier, create.sender, create.origin_server_ts,
+                       int(is_public))
+            )
+            self._plan_accept(plan, create, None)
+            users: set[str] = set()
+            for template in events:
+                event = self._build(
+                    template["sender"], template["type"], template.get("content", {}),
+                    template.get("state_key"),
+                )
+                self._check_auth(event)
+                unsigned = None
+                if event.type == "m.room.member" and event.membership == "invite":
+                    unsigned = {"invite_room_state": self._stripped_state()}
+                    users.add(event.state_key or "")
+                self._plan_accept(plan, event, unsigned)
+            await self._commit(plan, users)
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        log.info("room %s created (version %s) by %s", self.room_id, version.identifier, create.sender)
+        return {"room_id": self.room_id, "event_ids": plan.event_ids}
+
+    async def send_event(
+        self,
+        sender: str,
+        type: str,
+        content: dict[str, Any],
+        state_key: str | None = None,
+        txn: dict[str, str] | None = None,
+        redacts: str | None = None,
+    ) -> dict[str, Any]:
+        """Build, authorise and persist a local event; idempotent per (device, txn_id)."""
+        room_version = self._require_room()
+        db = self.env.DB
+        if txn is not None:
+            earlier = await db.prepare(
+                "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?"
+            ).bind(sender, txn["device_id"], txn["txn_id"]).first("event_id")
+            if earlier is not None:
+                return {"event_id": earlier}
+        if type == "m.room.redaction" or redacts is not None:
+            if redacts is None:
+                redacts = content.get("redacts") if isinstance(content.get("redacts"), str) else None
+            content = {k: v for k, v in content.items() if k != "redacts"}
+        event = self._build(sender, type, content, state_key, redacts)
+        self._check_auth(event)
+        if event.type == "m.room.redaction":
+            await self._check_redaction_target(event, sender)
+        snapshot = self._snapshot()
+        try:
+            plan = PersistPlan(self.room_id)
+            unsigned = None
+            users: set[str] = set()
+            if event.type == "m.room.member":
+                users.add(event.state_key or "")
+                if event.membership == "invite":
+                    unsigned = {"invite_room_state": self._stripped_state()}
+                elif event.membership == "knock":
+                    unsigned = {"knock_room_state": self._stripped_state()}
+            self._plan_accept(plan, event, unsigned)
+            if txn is not None:
+                record_txn(db, plan, sender, txn["device_id"], txn["txn_id"], event.event_id,
+                           self._now_ms())
+            stream = await self._commit(plan, users)
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        self._prune_event_cache()
+        log.debug("room %s: %s %s from %s", self.room_id, event.type, event.event_id, sender)
+        return {"event_id": event.event_id, "stream_ordering": stream}
+
+    async def _check_redaction_target(self, event: Event, sender: str) -> None:
+        """A client may redact its own events, or anyone's with the `redact` power level
+        (spec: client-server "Redactions"; from room v3 the auth rules leave this to servers)."""
+        target_id = event.redacts
+        if target_id is None:
+            raise MatrixError(400, Codes.BAD_JSON, "A redaction needs the event it redacts")
+        create = self._state_event("m.room.create")
+        power = self._state_event("m.room.power_levels")
+        assert create is not None
+        content = power.content if power is not None else {}
+        try:
+            redact_level = int(content.get("redact", 50))
+        except (TypeError, ValueError):
+            redact_level = 50
+        if user_power_level(sender, power, create) >= redact_level:
+            return
+        row = await self.env.DB.prepare(
+            "SELECT sender, room_id FROM events WHERE event_id = ?"
+        ).bind(target_id).first()
+        if row is None or row["room_id"] != self.room_id or row["sender"] != sender:
+            raise MatrixError(403, Codes.FORBIDDEN, "You cannot redact other users' events")
+
+    async def summary(self) -> dict[str, Any]:
+        """The room's version, current state IDs and forward extremities (for workers and tests)."""
+        room_version = self._require_room()
+        return {
+            "room_id": self.room_id,
+            "room_version": room_version.identifier,
+            "state": [[t, k, e] for (t, k), e in sorted(self.state.items())],
+            "extremities": sorted(self.extremities),
+            "depth": self.depth,
+        }
+
+    async def state_event_content(self, event_type: str, state_key: str = "") -> dict[str, Any] | None:
+        event = self._state_event(event_type, state_key)
+        return None if event is None else json.loads(json.dumps(event.content))

@@ -1,0 +1,146 @@
+"""The D1 statements that persist a room actor's accepted events, as one batch.
+
+Only the room actor calls this; the batch is committed before anything is acknowledged
+(ARCHITECTURE invariant 2), so a crash leaves either all of an event's rows or none.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from d1.database import D1Database, PreparedStatement
+from d1.state import MAX_CHAIN
+from durable.events.event import Event
+
+
+@dataclass
+class PersistPlan:
+    """Rows to write for a run of new events of one room."""
+
+    room_id: str
+    statements: list[PreparedStatement] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+
+
+def insert_event(
+    db: D1Database,
+    plan: PersistPlan,
+    event: Event,
+    *,
+    state_group: str | None,
+    outlier: bool = False,
+    soft_failed: bool = False,
+    local_unsigned: dict[str, Any] | None = None,
+) -> None:
+    pdu = dict(event.pdu)
+    pdu.pop("unsigned", None)
+    plan.statements.append(
+        db.prepare(
+            "INSERT INTO events (event_id, room_id, type, state_key, sender, membership, depth,"
+            " origin_server_ts, json, rejected_reason, soft_failed, outlier, state_group,"
+            " local_unsigned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        ).bind(
+            event.event_id,
+            event.room_id,
+            event.type,
+            event.state_key,
+            event.sender,
+            event.membership if event.type == "m.room.member" else None,
+            event.depth,
+            event.origin_server_ts,
+            json.dumps(pdu, ensure_ascii=False, separators=(",", ":")),
+            event.rejected_reason,
+            int(soft_failed),
+            int(outlier),
+            state_group,
+            None if not local_unsigned else json.dumps(local_unsigned),
+        )
+    )
+    plan.event_ids.append(event.event_id)
+
+
+def insert_state_group(
+    db: D1Database,
+    plan: PersistPlan,
+    group_id: str,
+    prev_group: str | None,
+    chain_len: int,
+    delta: list[list[str]],
+) -> None:
+    plan.statements.append(
+        db.prepare(
+            "INSERT INTO state_groups (id, room_id, prev_group, chain_len, delta) VALUES (?,?,?,?,?)"
+        ).bind(group_id, plan.room_id, prev_group, chain_len, json.dumps(delta))
+    )
+
+
+def next_group(
+    prev_group: str | None, prev_chain_len: int, full_state: dict[tuple[str, str], str],
+    delta: dict[tuple[str, str], str],
+) -> tuple[str | None, int, list[list[str]]]:
+    """How to store a new group: as a delta on ``prev_group``, or as a full snapshot when the
+    chain would grow past ``MAX_CHAIN`` (so reading any group walks a bounded chain)."""
+    if prev_group is None or prev_chain_len + 1 >= MAX_CHAIN:
+        return None, 0, [[t, k, e] for (t, k), e in sorted(full_state.items())]
+    return prev_group, prev_chain_len + 1, [[t, k, e] for (t, k), e in sorted(delta.items())]
+
+
+def set_current_state(
+    db: D1Database, plan: PersistPlan, event_type: str, state_key: str, event: Event
+) -> None:
+    plan.statements.append(
+        db.prepare(
+            "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
+            " VALUES (?,?,?,?,?) ON CONFLICT (room_id, type, state_key)"
+            " DO UPDATE SET event_id = excluded.event_id, membership = excluded.membership"
+        ).bind(
+            plan.room_id, event_type, state_key, event.event_id,
+            event.membership if event_type == "m.room.member" else None,
+        )
+    )
+
+
+def replace_extremities(
+    db: D1Database, plan: PersistPlan, removed: list[str], added: list[str]
+) -> None:
+    for event_id in removed:
+        plan.statements.append(
+            db.prepare("DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?").bind(
+                plan.room_id, event_id
+            )
+        )
+    for event_id in added:
+        plan.statements.append(
+            db.prepare(
+                "INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (?, ?)"
+            ).bind(plan.room_id, event_id)
+        )
+
+
+def mark_redacted(db: D1Database, plan: PersistPlan, target_id: str, redaction_id: str) -> None:
+    plan.statements.append(
+        db.prepare(
+            "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ?"
+            " AND redacted_by IS NULL"
+        ).bind(redaction_id, target_id, plan.room_id)
+    )
+
+
+def record_txn(
+    db: D1Database, plan: PersistPlan, user_id: str, device_id: str, txn_id: str,
+    event_id: str, now_ms: int,
+) -> None:
+    plan.statements.append(
+        db.prepare(
+            "INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)"
+            " VALUES (?,?,?,?,?,?)"
+        ).bind(user_id, device_id, txn_id, plan.room_id, event_id, now_ms)
+    )
+
+
+def set_room_state_group(db: D1Database, plan: PersistPlan, group_id: str | None) -> None:
+    plan.statements.append(
+        db.prepare("UPDATE rooms SET state_group = ? WHERE room_id = ?").bind(group_id, plan.room_id)
+    )
