@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from d1.events import get_event_rows, row_to_event
 from d1.state import current_state_ids
-from durable.auth import auth_types_for_event, check_event_auth, user_power_level
+from durable.auth import auth_types_for_event, check_event_auth, event_power_level, user_power_level
 from durable.base import DurableObject, DurableObjectState
 from durable.errors import AuthError, InvalidEvent
 from durable.events import build_event, event_from_pdu, redact, reference_hash_entry, validate_pdu
@@ -315,8 +315,9 @@ class RoomActor(DurableObject):
         db = self.env.DB
         if txn is not None:
             earlier = await db.prepare(
-                "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?"
-            ).bind(sender, txn["device_id"], txn["txn_id"]).first("event_id")
+                "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
+                " AND room_id = ? AND txn_id = ?"
+            ).bind(sender, txn["device_id"], self.room_id, txn["txn_id"]).first("event_id")
             if earlier is not None:
                 return {"event_id": earlier}
         if type == "m.room.redaction" or redacts is not None:
@@ -349,6 +350,102 @@ class RoomActor(DurableObject):
         self._prune_event_cache()
         log.debug("room %s: %s %s from %s", self.room_id, event.type, event.event_id, sender)
         return {"event_id": event.event_id, "stream_ordering": stream}
+
+    async def update_membership(
+        self,
+        sender: str,
+        target: str,
+        membership: str,
+        reason: str | None = None,
+        extra_content: dict[str, Any] | None = None,
+        txn: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Send an ``m.room.member`` event for ``target`` (join, invite, leave, ban, knock).
+
+        For a join under a ``restricted``/``knock_restricted`` rule by a user who is not
+        invited, the allow conditions are checked here and a local user with the invite
+        power is named in ``join_authorised_via_users_server`` (spec: "Restricted rooms").
+        """
+        self._require_room()
+        content: dict[str, Any] = dict(extra_content or {})
+        content["membership"] = membership
+        if reason:
+            content["reason"] = reason
+        if membership == "join":
+            if sender != target:
+                raise MatrixError(403, Codes.FORBIDDEN, "You can only join as yourself")
+            await self._authorise_restricted_join(target, content)
+        return await self.send_event(sender, "m.room.member", content, state_key=target, txn=txn)
+
+    async def _authorise_restricted_join(self, user_id: str, content: dict[str, Any]) -> None:
+        room_version = self._require_room()
+        join_rules = self._state_event("m.room.join_rules")
+        rule = join_rules.content.get("join_rule") if join_rules is not None else None
+        restricted = (rule == "restricted" and room_version.restricted_join_rule) or (
+            rule == "knock_restricted" and room_version.knock_restricted_join_rule
+        )
+        if not restricted:
+            return
+        member = self._state_event("m.room.member", user_id)
+        if member is not None and member.membership in ("join", "invite"):
+            return
+        allow = join_rules.content.get("allow") if join_rules is not None else None
+        allowed = False
+        for entry in allow if isinstance(allow, list) else []:
+            if not isinstance(entry, dict) or entry.get("type") != "m.room_membership":
+                continue
+            other = entry.get("room_id")
+            if isinstance(other, str) and await self.env.DB.prepare(
+                "SELECT 1 FROM current_state WHERE room_id = ? AND type = 'm.room.member'"
+                " AND state_key = ? AND membership = 'join'"
+            ).bind(other, user_id).first() is not None:
+                allowed = True
+                break
+        if not allowed:
+            raise MatrixError(
+                403, Codes.FORBIDDEN,
+                "You are not invited to this room and do not meet its join conditions",
+            )
+        create = self._state_event("m.room.create")
+        power = self._state_event("m.room.power_levels")
+        assert create is not None
+        invite_level = 0
+        if power is not None:
+            try:
+                invite_level = int(power.content.get("invite", 0))
+            except (TypeError, ValueError):
+                invite_level = 0
+        suffix = ":" + self.env.config.server_name
+        for (event_type, state_key), event_id in sorted(self.state.items()):
+            if event_type != "m.room.member" or not state_key.endswith(suffix):
+                continue
+            event = self.events.get(event_id)
+            if event is not None and event.membership == "join" and (
+                user_power_level(state_key, power, create) >= invite_level
+            ):
+                content["join_authorised_via_users_server"] = state_key
+                return
+        raise MatrixError(
+            403, Codes.FORBIDDEN, "No user on this server can authorise your join to this room"
+        )
+
+    async def user_can_send_state(self, user_id: str, event_type: str) -> bool:
+        """Whether a joined user has the power to send this state event type."""
+        self._require_room()
+        member = self._state_event("m.room.member", user_id)
+        if member is None or member.membership != "join":
+            return False
+        create = self._state_event("m.room.create")
+        power = self._state_event("m.room.power_levels")
+        assert create is not None
+        return user_power_level(user_id, power, create) >= event_power_level(event_type, "", power)
+
+    async def set_published(self, published: bool) -> None:
+        """Publish the room in (or remove it from) this server's room directory."""
+        self._require_room()
+        await self.env.DB.prepare("UPDATE rooms SET is_public = ? WHERE room_id = ?").bind(
+            int(published), self.room_id
+        ).run()
 
     async def _check_redaction_target(self, event: Event, sender: str) -> None:
         """A client may redact its own events, or anyone's with the `redact` power level

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 # Worker modules, each with a module-level ``routes`` list.
 ROUTE_MODULES = [
     "workers.discovery",
+    "workers.client.room_create",
+    "workers.client.room_send",
+    "workers.client.membership",
+    "workers.client.directory",
 ]
 
 

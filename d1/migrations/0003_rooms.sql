@@ -35,7 +35,7 @@ CREATE INDEX events_room_stream ON events (room_id, stream_ordering);
 CREATE INDEX events_room_topo ON events (room_id, depth, stream_ordering);
 CREATE INDEX events_membership ON events (state_key, type, stream_ordering);
 
--- (device, txnId) -> event, so a repeated PUT /send returns the first event ID.
+-- (device, room, txnId) -> event, so a repeated PUT /send or /redact returns the first event ID.
 CREATE TABLE event_txn_ids (
     user_id     TEXT NOT NULL,
     device_id   TEXT NOT NULL,
@@ -43,7 +43,7 @@ CREATE TABLE event_txn_ids (
     room_id     TEXT NOT NULL,
     event_id    TEXT NOT NULL,
     created_ts  INTEGER NOT NULL,
-    PRIMARY KEY (user_id, device_id, txn_id)
+    PRIMARY KEY (user_id, device_id, room_id, txn_id)
 );
 CREATE INDEX event_txn_ids_event ON event_txn_ids (event_id);
 
