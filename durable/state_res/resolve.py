@@ -87,17 +87,21 @@ def _resolve(
     if is_v2_1:
         subgraph = conflicted_state_subgraph(conflicted, graph)
         full_conflicted |= subgraph
-    full_conflicted = {e for e in full_conflicted if fetch(e) is not None}
+    known: dict[str, Event] = {}
+    for event_id in full_conflicted:
+        event = fetch(event_id)
+        if event is not None:
+            known[event_id] = event
+    full_conflicted = set(known)
 
     def parents_in_full(event_id: str) -> list[str]:
         return [p for p in graph.parents(event_id) if p in full_conflicted]
 
     # Step 1: power events, grown by their auth ancestors within the full conflicted set.
-    power_ids = _power_events_with_ancestors(full_conflicted, fetch, parents_in_full)
+    power_ids = _power_events_with_ancestors(known, parents_in_full)
 
     def power_key(event_id: str) -> tuple[object, ...]:
-        event = fetch(event_id)
-        assert event is not None
+        event = known[event_id]
         level = sender_power_level(event, room_version, fetch)
         return power_sort_key(level, event.origin_server_ts, event_id)
 
@@ -116,9 +120,7 @@ def _resolve(
         return None
 
     def origin_server_ts(event_id: str) -> int:
-        event = fetch(event_id)
-        assert event is not None
-        return event.origin_server_ts
+        return known[event_id].origin_server_ts
 
     others = mainline_sort(
         full_conflicted - power_ids,
@@ -138,14 +140,17 @@ def _resolve(
 
 
 def _power_events_with_ancestors(
-    full_conflicted: set[str],
-    fetch: Callable[[str], Event | None],
+    full_conflicted: Mapping[str, Event],
     parents_in_full: Callable[[str], list[str]],
 ) -> set[str]:
-    """The power events of the full conflicted set and the events of that set reached from
-    them along auth edges (as Synapse and ruma gather them: through the set's own events)."""
+    """Step 1's set X: the power events of the full conflicted set, and the events of that
+    set in their auth chains. Like Synapse and ruma, the chains are followed through events of
+    the set only. The spec's wording would also take in an event of the set reachable solely
+    through events outside it; that event must be conflicted and lie under an event common to
+    every full auth chain. In v2.1 the two readings coincide: the in-between events lie on a
+    path between two conflicted events, so the conflicted state subgraph holds them."""
     selected: set[str] = set()
-    stack = [e for e in full_conflicted if is_power_event(fetch(e))]  # type: ignore[arg-type]
+    stack = [e for e, event in full_conflicted.items() if is_power_event(event)]
     while stack:
         event_id = stack.pop()
         if event_id in selected:

@@ -21,9 +21,9 @@ def event(
     ts: int = 0,
     prev: list[str] = (),  # type: ignore[assignment]
     room_version: RoomVersion = V10,
+    room_id: str | None = ROOM,
 ) -> Event:
     pdu: dict[str, Any] = {
-        "room_id": ROOM,
         "type": type,
         "state_key": state_key,
         "sender": sender,
@@ -33,6 +33,8 @@ def event(
         "prev_events": list(prev),
         "depth": 1,
     }
+    if room_id is not None:
+        pdu["room_id"] = room_id
     return Event(pdu, room_version, event_id)
 
 
