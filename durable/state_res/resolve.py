@@ -55,7 +55,8 @@ def resolve_state(
     4. Run the iterative auth checks over them on top of the partially resolved state.
     5. Overlay the unconflicted state map.
 
-    ``get_event`` returns an event by ID (or None: such events are left out). ``auth_chain``,
+    ``get_event`` returns an event by ID, or None: such an event is left out of every step,
+    though an unconflicted entry naming it is still copied to the result. ``auth_chain``,
     when given, returns an event's full auth chain from the caller's cache. Pure: no I/O of
     its own, and the result depends neither on the order of ``state_sets`` nor on dict order.
     """

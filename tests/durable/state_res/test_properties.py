@@ -10,11 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from durable.events.event import Event, StateKey
+from durable.room_versions import V10
 from durable.state_res import resolve_state
 from durable.state_res.auth_chain import AuthGraph
 from durable.state_res.conflicts import split_state
 
-from .fixtures import RUMA, events_from_pdus, load_pdus
+from .fixtures import RUMA, V10_WITH_V2_1, events_from_pdus, load_pdus, load_scenarios, scenario_events
 from .test_resolve_ruma import BATCH_TESTS, MSC4297_TESTS, msc4297_case
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -27,6 +28,13 @@ def _room(files: list[str]) -> tuple:
 
 ROOMS = {name: _room(files) for name, files in BATCH_TESTS.items()}
 ROOMS.update({name: msc4297_case(name)[:2] for name in MSC4297_TESTS})
+for _name, _scenario in load_scenarios()["scenarios"].items():
+    for _version in (V10, V10_WITH_V2_1):
+        _events = scenario_events(_scenario, _version)
+        ROOMS[f"{_name}@{_version.identifier}"] = (
+            _version,
+            {event_id: e for event_id, e in _events.items() if e.is_state()},
+        )
 
 
 @st.composite
