@@ -29,12 +29,15 @@ def insert_access_token(
     device_id: str | None,
     now_ms: int,
     expires_ts: int | None = None,
-    refresh_token_id: int | None = None,
+    refresh_token_hash: str | None = None,
 ) -> PreparedStatement:
+    """Insert an access token; ``refresh_token_hash`` links it to the refresh token issued
+    with it (which may be inserted earlier in the same batch)."""
     return db.prepare(
         "INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts, expires_ts,"
-        " refresh_token_id) VALUES (?, ?, ?, ?, ?, ?)"
-    ).bind(token_hash, user_id, device_id, now_ms, expires_ts, refresh_token_id)
+        " refresh_token_id) VALUES (?, ?, ?, ?, ?,"
+        " (SELECT id FROM refresh_tokens WHERE token_hash = ?))"
+    ).bind(token_hash, user_id, device_id, now_ms, expires_ts, refresh_token_hash)
 
 
 def insert_refresh_token(
@@ -63,6 +66,27 @@ async def mark_access_token_used(db: D1Database, token_id: int, refresh_token_id
     if refresh_token_id is not None:
         statements.extend(retire_predecessors(db, refresh_token_id))
     await db.batch(statements)
+
+
+def replace_refresh_token(
+    db: D1Database, old_id: int, previous_next_id: int | None, new_token_hash: str
+) -> list[PreparedStatement]:
+    """Point refresh token ``old_id`` at its successor ``new_token_hash``. A successor issued
+    by an earlier use of the same token (``previous_next_id``) was never used (else the old
+    token would be gone), so it and its access tokens are dropped."""
+    statements = []
+    if previous_next_id is not None:
+        statements += [
+            db.prepare("DELETE FROM access_tokens WHERE refresh_token_id = ?").bind(previous_next_id),
+            db.prepare("DELETE FROM refresh_tokens WHERE id = ?").bind(previous_next_id),
+        ]
+    statements.append(
+        db.prepare(
+            "UPDATE refresh_tokens SET next_id = (SELECT id FROM refresh_tokens WHERE token_hash = ?)"
+            " WHERE id = ?"
+        ).bind(new_token_hash, old_id)
+    )
+    return statements
 
 
 async def lookup_refresh_token(db: D1Database, token_hash: str) -> dict[str, Any] | None:

@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 # Worker modules, each with a module-level ``routes`` list.
 ROUTE_MODULES = [
     "workers.discovery",
+    "workers.client.register",
+    "workers.client.login",
+    "workers.client.account",
+    "workers.client.devices",
+    "workers.client.profile",
+    "workers.client.account_data",
+    "workers.client.filters",
+    "workers.client.pushrules",
+    "workers.client.capabilities",
     "workers.client.room_create",
     "workers.client.room_send",
     "workers.client.membership",
