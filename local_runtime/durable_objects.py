@@ -263,11 +263,27 @@ class _Slot:
         self.busy = 0
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _plain(value: Any) -> Any:
-    """Copy a value as JSON would carry it between processes."""
-    if value is None or isinstance(value, (str, int, float, bool)):
+    """Copy a value as JSON would carry it between processes (tuples become lists); raise
+    TypeError for anything JSON cannot carry."""
+    kind = type(value)
+    if kind in _SCALARS:
         return value
-    return json.loads(json.dumps(value))
+    if kind is list or kind is tuple:
+        return [_plain(item) for item in value]
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"actor call data must have string keys, not {key!r}")
+            out[key] = _plain(item)
+        return out
+    if isinstance(value, _SCALARS):  # subclasses such as enum.StrEnum or bool-like ints
+        return json.loads(json.dumps(value))
+    raise TypeError(f"actor calls take and return plain data, not {kind.__name__}")
 
 
 class DurableObjectNamespace:
@@ -373,9 +389,11 @@ class DurableObjectNamespace:
     async def call(self, object_id: DurableObjectId, method: str, args: tuple, kwargs: dict) -> Any:
         if method.startswith("_") or method in ("alarm", "ctx", "env"):
             raise AttributeError(f"{self.cls.__name__}.{method} cannot be called through a stub")
-        args = _plain(list(args))
-        kwargs = _plain(kwargs)
-        slot = await self._slot(object_id)
+        args = _plain(args)
+        kwargs = _plain(kwargs) if kwargs else kwargs
+        slot = self._slots.get(object_id.hex)
+        if slot is None:
+            slot = await self._slot(object_id)
         slot.busy += 1
         try:
             async with slot.gate:
