@@ -13,13 +13,21 @@ from d1.tokens import delete_device_tokens
 
 
 def upsert_device(
-    db: D1Database, user_id: str, device_id: str, display_name: str | None, now_ms: int
+    db: D1Database,
+    user_id: str,
+    device_id: str,
+    display_name: str | None,
+    now_ms: int,
+    ip: str | None = None,
 ) -> PreparedStatement:
-    """Create the device, or keep the existing one (its display name is not changed)."""
+    """Create the device, or keep the existing one (its display name is not changed); either
+    way it was last seen now, from ``ip``."""
     return db.prepare(
-        "INSERT INTO devices (user_id, device_id, display_name, created_ts) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (user_id, device_id) DO NOTHING"
-    ).bind(user_id, device_id, display_name, now_ms)
+        "INSERT INTO devices (user_id, device_id, display_name, created_ts, last_seen_ts,"
+        " last_seen_ip) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_id, device_id) DO UPDATE SET"
+        " last_seen_ts = excluded.last_seen_ts, last_seen_ip = excluded.last_seen_ip"
+    ).bind(user_id, device_id, display_name, now_ms, now_ms, ip)
 
 
 async def get_device(db: D1Database, user_id: str, device_id: str) -> dict[str, Any] | None:

@@ -22,8 +22,14 @@ from workers.routing import read_json_object
 
 
 def _device_json(row: dict[str, Any]) -> dict[str, Any]:
-    """A Device object: ``device_id`` plus the optional fields that are known."""
-    return {key: value for key, value in row.items() if value is not None}
+    """A Device object. ``last_seen_*`` are always known (set when the device is created);
+    ``display_name`` is null when the device has none (as Synapse sends it; matrix-nio
+    requires the key)."""
+    return {
+        "device_id": row["device_id"],
+        "display_name": row["display_name"],
+        **{key: row[key] for key in ("last_seen_ip", "last_seen_ts") if row[key] is not None},
+    }
 
 
 async def list_devices(request: Request, env: Any) -> dict[str, Any]:

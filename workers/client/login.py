@@ -19,6 +19,7 @@ from workers.client.credentials import check_password_login
 from workers.client.sessions import (
     checked_device_id,
     checked_display_name,
+    client_ip,
     login_statements,
     token_pair_statements,
 )
@@ -45,7 +46,8 @@ async def login(request: Request, env: Any) -> dict[str, Any]:
     if user["deactivated"]:
         raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
     statements, response = login_statements(
-        env, user["user_id"], device_id, display_name, body.get("refresh_token") is True
+        env, user["user_id"], device_id, display_name, body.get("refresh_token") is True,
+        client_ip(request),
     )
     await env.DB.batch(statements)
     return response

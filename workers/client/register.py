@@ -20,7 +20,12 @@ from d1.database import D1Error
 from workers.auth import MAX_USER_ID_BYTES, is_valid_localpart, now_ms, user_id_for_localpart
 from workers.client import client_routes
 from workers.client.passwords import check_password_shape, hash_password
-from workers.client.sessions import checked_device_id, checked_display_name, login_statements
+from workers.client.sessions import (
+    checked_device_id,
+    checked_display_name,
+    client_ip,
+    login_statements,
+)
 from workers.client.uia import DUMMY_FLOWS, authenticate
 from workers.errors import Codes, MatrixError
 from workers.routing import read_json_object
@@ -91,7 +96,8 @@ async def register(request: Request, env: Any) -> dict[str, Any] | Response:
     response: dict[str, Any] = {"user_id": user_id, "home_server": env.config.server_name}
     if not body.get("inhibit_login"):
         login, response = login_statements(
-            env, user_id, device_id, display_name, body.get("refresh_token") is True
+            env, user_id, device_id, display_name, body.get("refresh_token") is True,
+            client_ip(request),
         )
         statements += login
     try:

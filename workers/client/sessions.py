@@ -11,6 +11,8 @@ import secrets
 import string
 from typing import Any
 
+from starlette.requests import Request
+
 from d1 import devices as devices_db
 from d1 import tokens as tokens_db
 from d1.database import PreparedStatement
@@ -39,6 +41,10 @@ def checked_display_name(value: object) -> str | None:
     if value is not None and not isinstance(value, str):
         raise MatrixError(400, Codes.INVALID_PARAM, "initial_device_display_name must be a string")
     return value
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def token_pair_statements(
@@ -75,12 +81,13 @@ def login_statements(
     device_id: str | None,
     display_name: str | None,
     want_refresh: bool,
+    ip: str | None,
 ) -> tuple[list[PreparedStatement], dict[str, Any]]:
     """Statements creating (or reusing) the device and its tokens, and the login response
     body (``user_id``, ``device_id``, ``access_token``, maybe ``refresh_token`` and
     ``expires_in_ms``; ``home_server`` for old clients)."""
     device_id = device_id or generate_device_id()
-    statements = [devices_db.upsert_device(env.DB, user_id, device_id, display_name, now_ms())]
+    statements = [devices_db.upsert_device(env.DB, user_id, device_id, display_name, now_ms(), ip)]
     token_statements, fields = token_pair_statements(env, user_id, device_id, want_refresh)
     body = {
         "user_id": user_id,
