@@ -13,8 +13,8 @@ Every write takes a new position of the ``account_data`` stream (``d1.account_da
 
 from __future__ import annotations
 
-import sqlite3
 import json
+import sqlite3
 from typing import Any
 
 from starlette.requests import Request

@@ -23,7 +23,6 @@ from workers.auth import require_user
 from workers.client import client_routes
 from workers.client.push_rule_defaults import (
     KINDS,
-    MASTER,
     default_rules,
     find_rule,
     is_default_rule_id,
@@ -264,5 +263,3 @@ routes = [
     *client_routes(_RULE + "/actions", get_actions, ["GET"]),
     *client_routes(_RULE + "/actions", put_actions, ["PUT"]),
 ]
-
-__all__ = ["routes", "push_rules_for", "MASTER"]

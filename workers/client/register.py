@@ -72,7 +72,7 @@ async def _generated_user_id(env: Any) -> str:
 
 async def register(request: Request, env: Any) -> dict[str, Any] | Response:
     _check_registration_allowed(request, env)
-    body = await read_json_object(request)
+    body = await read_json_object(request, allow_empty=True)
     username = body.get("username")
     if username is not None:
         await _available_user_id(env, username)

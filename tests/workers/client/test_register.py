@@ -126,6 +126,20 @@ def test_unknown_session_and_wrong_stage(api: Api) -> None:
     assert again.status_code == 400
 
 
+def test_empty_body_gets_the_challenge(api: Api) -> None:
+    response = api.client.post(f"{V3}/register", content=b"")
+    assert response.status_code == 401 and response.json()["flows"]
+
+
+def test_auth_without_session_completes_in_one_call(api: Api) -> None:
+    """As matrix-nio does: send m.login.dummy straight away."""
+    response = api.client.post(
+        f"{V3}/register",
+        json={"username": "ivan", "password": PASSWORD, "auth": {"type": "m.login.dummy"}},
+    )
+    assert response.status_code == 200 and response.json()["user_id"] == "@ivan:example.test"
+
+
 def test_r0_prefix(api: Api) -> None:
     response = api.client.post("/_matrix/client/r0/register", json={})
     assert response.status_code == 401 and "flows" in response.json()
