@@ -1,0 +1,145 @@
+"""``GET /_matrix/client/v3/sync``.
+
+Spec: client-server API "Syncing" and ``GET /sync`` (data/api/client-server/sync.yaml).
+Without ``since`` the response is an initial sync; with it, what changed after that token.
+``next_batch`` is the token to pass next time. With ``timeout`` (ms) > 0 and nothing new, the
+request waits until something the user watches changes (their rooms, their user ID) or the
+time runs out, then answers with an empty response whose ``next_batch`` is ``since``.
+
+Waiting uses ``env.NOTIFIER``: its position is taken before D1 is read, so a change committed
+between the read and the wait wakes the request at once. There is no polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from workers.auth import Requester, now_ms, require_user
+from workers.client.events_format import JsonDict
+from workers.client.history import RoomReader
+from workers.errors import Codes, MatrixError
+from workers.routing import client_routes
+from workers.sync.account_data import account_data_changes
+from workers.sync.filters import SyncFilter, load_sync_filter
+from workers.sync.rooms import SyncWindow, current_memberships, rooms_section
+from workers.sync.tokens import StreamToken, current_token
+
+# Synapse caps long polls; clients commonly ask for 30 s.
+MAX_TIMEOUT_MS = 5 * 60 * 1000
+PRESENCE_STATES = ("online", "offline", "unavailable")
+
+
+def _parse_timeout(request: Request) -> int:
+    raw = request.query_params.get("timeout")
+    if raw is None or raw == "":
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MatrixError(400, Codes.INVALID_PARAM, "timeout must be an integer") from None
+    return max(0, min(value, MAX_TIMEOUT_MS))
+
+
+def _parse_bool(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return False
+    if raw not in ("true", "false"):
+        raise MatrixError(400, Codes.INVALID_PARAM, f"{name} must be 'true' or 'false'")
+    return raw == "true"
+
+
+async def build_response(
+    env: Any,
+    requester: Requester,
+    since: StreamToken | None,
+    sync_filter: SyncFilter,
+    full_state: bool,
+) -> tuple[JsonDict, bool]:
+    """One sync response over ``(since, now]`` and whether it carries anything."""
+    upto = await current_token(env.DB)
+    if since is not None:
+        # Positions beyond ours (a token from a database that was reset) count as "now".
+        since = since.clamped_to(upto)
+    reader = RoomReader(
+        env.DB, user_id=requester.user_id, device_id=requester.device_id, now_ms=now_ms()
+    )
+    account_data = await account_data_changes(
+        env.DB,
+        requester.user_id,
+        since.account_data if since is not None else 0,
+        upto.account_data,
+        sync_filter.account_data,
+        sync_filter.room.account_data,
+    )
+    window = SyncWindow(
+        since=since.events if since is not None else None,
+        upto=upto.events,
+        full_state=full_state,
+        filter=sync_filter,
+    )
+    rooms = await rooms_section(
+        reader, window, account_data.by_room, lambda position: upto.with_events(position).encode()
+    )
+    body: JsonDict = {
+        "next_batch": upto.encode(),
+        "rooms": rooms.to_json(),
+        "account_data": {"events": account_data.global_events},
+        "presence": {"events": []},
+        "to_device": {"events": []},
+        "device_lists": {"changed": [], "left": []},
+        "device_one_time_keys_count": {},
+        "device_unused_fallback_key_types": [],
+    }
+    has_data = not rooms.is_empty() or bool(account_data.global_events)
+    return body, has_data
+
+
+def empty_response(since: StreamToken) -> JsonDict:
+    return {
+        "next_batch": since.encode(),
+        "rooms": {"join": {}, "invite": {}, "knock": {}, "leave": {}},
+        "account_data": {"events": []},
+        "presence": {"events": []},
+        "to_device": {"events": []},
+        "device_lists": {"changed": [], "left": []},
+        "device_one_time_keys_count": {},
+        "device_unused_fallback_key_types": [],
+    }
+
+
+async def sync(request: Request, env: Any) -> JsonDict:
+    requester = await require_user(request, env)
+    params = request.query_params
+    since_param = params.get("since")
+    since = StreamToken.parse(since_param) if since_param else None
+    timeout_ms = _parse_timeout(request)
+    full_state = _parse_bool(request, "full_state")
+    set_presence = params.get("set_presence")
+    if set_presence is not None and set_presence not in PRESENCE_STATES:
+        raise MatrixError(400, Codes.INVALID_PARAM, "set_presence must be online, offline or unavailable")
+    sync_filter = await load_sync_filter(env.DB, requester.user_id, params.get("filter"))
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_ms / 1000
+    while True:
+        position = env.NOTIFIER.position()
+        body, has_data = await build_response(env, requester, since, sync_filter, full_state)
+        if has_data or since is None or full_state:
+            return body
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return body if timeout_ms == 0 else empty_response(since)
+        keys = [requester.user_id]
+        keys.extend(m.room_id for m in await current_memberships(
+            RoomReader(env.DB, user_id=requester.user_id, device_id=None, now_ms=0)
+        ))
+        if not await env.NOTIFIER.wait(keys, position, remaining):
+            return empty_response(since)
+
+
+routes: list[Route] = [*client_routes("/sync", sync, ["GET"])]
