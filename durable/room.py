@@ -21,12 +21,19 @@ import time
 from typing import Any, Mapping
 
 from d1.events import get_event_rows, row_to_event
-from d1.state import current_state_ids
-from durable.auth import auth_types_for_event, check_event_auth, event_power_level, user_power_level
+from d1.state import current_state_ids, state_for_group
+from durable.auth import (
+    auth_types_for_event,
+    check_auth_rules,
+    check_event_auth,
+    event_power_level,
+    user_power_level,
+)
 from durable.base import DurableObject, DurableObjectState
 from durable.errors import AuthError, InvalidEvent
 from durable.events import build_event, event_from_pdu, redact, reference_hash_entry, validate_pdu
 from durable.events.event import Event, StateKey
+from durable.pdu_receipt import Dropped, receive_checks
 from durable.room_persist import (
     PersistPlan,
     insert_event,
@@ -39,6 +46,7 @@ from durable.room_persist import (
     set_room_state_group,
 )
 from durable.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
+from durable.state_res import resolve_state
 from workers.errors import Codes, MatrixError
 
 log = logging.getLogger(__name__)
@@ -468,6 +476,299 @@ class RoomActor(DurableObject):
         ).bind(target_id).first()
         if row is None or row["room_id"] != self.room_id or row["sender"] != sender:
             raise MatrixError(403, Codes.FORBIDDEN, "You cannot redact other users' events")
+
+    # --- events from other servers ----------------------------------------------------------
+    async def _get_key(self, server: str, key_id: str, at_ts: int | None) -> Any:
+        return await self.env.server_keys.get_verify_key(server, key_id, at_ts)
+
+    async def _known(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        return await get_event_rows(self.env.DB, event_ids)
+
+    async def _load_events(self, event_ids: set[str], *, with_auth_chains: bool) -> None:
+        """Load events (and, if asked, their whole auth chains) into the cache."""
+        assert self.room_version is not None
+        todo = {e for e in event_ids if e not in self.events}
+        seen: set[str] = set()
+        while todo:
+            rows = await get_event_rows(self.env.DB, sorted(todo))
+            seen |= todo
+            todo = set()
+            for event_id, row in rows.items():
+                event = row_to_event(row, self.room_version)
+                if row["redacted_by"] is not None:
+                    event = Event(redact(event.pdu, self.room_version), self.room_version, event_id,
+                                  row["rejected_reason"])
+                self.events[event_id] = event
+                if with_auth_chains:
+                    todo |= {a for a in event.auth_event_ids if a not in self.events and a not in seen}
+
+    async def _state_after(self, event_id: str) -> dict[StateKey, str]:
+        group = await self.env.DB.prepare("SELECT state_group FROM events WHERE event_id = ?").bind(
+            event_id
+        ).first("state_group")
+        if group is None:
+            raise LookupError(f"no state known at {event_id}")
+        return await state_for_group(self.env.DB, group)
+
+    async def _resolve(self, state_sets: list[dict[StateKey, str]]) -> dict[StateKey, str]:
+        """State resolution over D1-backed events (v2 or v2.1 per the room version)."""
+        room_version = self._require_room()
+        distinct = [dict(s) for s in {tuple(sorted(s.items())): s for s in state_sets}.values()]
+        if len(distinct) == 1:
+            return distinct[0]
+        conflicted = {e for s in distinct for k, e in s.items() if any(o.get(k) != e for o in distinct)}
+        await self._load_events(conflicted, with_auth_chains=True)
+        for _ in range(20):
+            missing: set[str] = set()
+
+            def get_event(event_id: str) -> Event | None:
+                event = self.events.get(event_id)
+                if event is None:
+                    missing.add(event_id)
+                return event
+
+            result = resolve_state(room_version, distinct, get_event)
+            unknown = missing - set(await self._known(sorted(missing))) if missing else set()
+            if not (missing - unknown):
+                return result
+            await self._load_events(missing - unknown, with_auth_chains=True)
+        return result
+
+    async def receive_pdu(self, origin: str, pdu: dict[str, Any]) -> dict[str, Any]:
+        """Take a PDU from another server through the receipt checks, in the spec's order
+        (server-server API "Checks performed on receipt of a PDU"):
+
+        1-3. format, signatures (else dropped), content hash (else redacted);
+        4. auth against its own auth events (else rejected);
+        5. auth against the state before it, resolved from its prev_events (else rejected);
+        6. auth against the room's current state (else soft-failed).
+
+        Returns ``{"event_id", "outcome", "reason"}`` with outcome ``accepted``,
+        ``soft_failed``, ``rejected``, ``dropped``, ``duplicate``, or ``missing`` (with the
+        unknown ``auth_events``/``prev_events`` listed, for the caller to fetch and retry).
+        """
+        room_version = self._require_room()
+        if pdu.get("room_id") != self.room_id:
+            return {"event_id": None, "outcome": "dropped", "reason": "event is for another room"}
+        try:
+            event = await receive_checks(pdu, room_version, self._get_key)
+        except Dropped as exc:
+            log.info("room %s: dropped a PDU from %s: %s", self.room_id, origin, exc.reason)
+            return {"event_id": None, "outcome": "dropped", "reason": exc.reason}
+        known = await self._known([event.event_id, *event.auth_event_ids, *event.prev_event_ids])
+        if event.event_id in known and not known[event.event_id]["outlier"]:
+            return {"event_id": event.event_id, "outcome": "duplicate", "reason": ""}
+        missing_auth = [e for e in event.auth_event_ids if e not in known]
+        missing_prev = [e for e in event.prev_event_ids if e not in known or known[e]["state_group"] is None]
+        if missing_auth or missing_prev:
+            return {"event_id": event.event_id, "outcome": "missing", "reason": "unknown events",
+                    "auth_events": missing_auth, "prev_events": missing_prev}
+        return await self._accept_remote(event, known)
+
+    async def _accept_remote(self, event: Event, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        room_version = self._require_room()
+        await self._load_events(set(event.auth_event_ids) | set(event.prev_event_ids), with_auth_chains=False)
+        create = self._state_event("m.room.create")
+        extra = [create] if create is not None and not room_version.create_event_in_auth_events else []
+
+        # 4. Auth against the event's own auth events (none of them may be rejected).
+        rejected: str | None = None
+        try:
+            check_event_auth(event, [self.events[e] for e in event.auth_event_ids] + extra)
+        except AuthError as exc:
+            rejected = f"auth events: {exc.reason}"
+
+        # 5. Auth against the state before the event.
+        state_before: dict[StateKey, str] = {}
+        if rejected is None:
+            state_before = await self._resolve([await self._state_after(e) for e in event.prev_event_ids])
+            await self._load_events(set(state_before.values()), with_auth_chains=False)
+            try:
+                check_auth_rules(event, self._auth_state(event, state_before))
+            except AuthError as exc:
+                rejected = f"state before the event: {exc.reason}"
+
+        if rejected is not None:
+            rejected_event = Event(event.pdu, room_version, event.event_id, rejected)
+            plan = PersistPlan(self.room_id)
+            insert_event(self.env.DB, plan, rejected_event, state_group=None)
+            await self.env.DB.batch(plan.statements)
+            log.info("room %s: rejected %s: %s", self.room_id, event.event_id, rejected)
+            return {"event_id": event.event_id, "outcome": "rejected", "reason": rejected}
+
+        # 6. Soft-fail against the current state.
+        soft_failed = False
+        try:
+            check_auth_rules(event, self._auth_state(event, self.state))
+        except AuthError as exc:
+            soft_failed = True
+            reason = f"current state: {exc.reason}"
+
+        snapshot = self._snapshot()
+        try:
+            plan = PersistPlan(self.room_id)
+            state_after = dict(state_before)
+            if event.is_state():
+                state_after[event.key] = event.event_id
+            group = await self._group_for(plan, event, state_after)
+            if soft_failed:
+                insert_event(self.env.DB, plan, event, state_group=group, soft_failed=True)
+                await self.env.DB.batch(plan.statements)
+                log.info("room %s: soft-failed %s: %s", self.room_id, event.event_id, reason)
+                return {"event_id": event.event_id, "outcome": "soft_failed", "reason": reason}
+            insert_event(self.env.DB, plan, event, state_group=group,
+                         local_unsigned=self._remote_unsigned(event))
+            self.events[event.event_id] = event
+            removed = [e for e in event.prev_event_ids if e in self.extremities]
+            new_extremities = [e for e in self.extremities if e not in removed] + [event.event_id]
+            replace_extremities(self.env.DB, plan, removed, [event.event_id])
+            if not [e for e in new_extremities if e != event.event_id]:
+                new_state = state_after
+                self.state_group = group
+            else:
+                sets = [state_after] + [await self._state_after(e) for e in new_extremities if e != event.event_id]
+                new_state = await self._resolve(sets)
+                self.state_group = f"sg_{os.urandom(12).hex()}"
+                insert_state_group(self.env.DB, plan, self.state_group, None, 0,
+                                   [[t, k, e] for (t, k), e in sorted(new_state.items())])
+            self.group_chain_len = await self._chain_len(self.state_group)
+            await self._load_events(set(new_state.values()), with_auth_chains=False)
+            self._plan_state_change(plan, new_state)
+            self.extremities = new_extremities
+            self.depth = max(self.depth, event.depth)
+            users = {event.state_key} if event.type == "m.room.member" and event.state_key else set()
+            if event.type == "m.room.redaction" and event.redacts is not None:
+                await self._plan_remote_redaction(plan, event)
+            await self._commit(plan, users)  # type: ignore[arg-type]
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        self._prune_event_cache()
+        return {"event_id": event.event_id, "outcome": "accepted", "reason": ""}
+
+    def _auth_state(self, event: Event, state: Mapping[StateKey, str]) -> dict[StateKey, Event]:
+        """The events of ``state`` that the auth rules need for ``event`` (plus the create
+        event, which v12 does not list in auth_events)."""
+        room_version = self._require_room()
+        keys = auth_types_for_event(room_version, event.type, event.state_key, event.sender, event.content)
+        out: dict[StateKey, Event] = {}
+        for key in [*keys, ("m.room.create", "")]:
+            event_id = state.get(key)
+            if event_id is not None and event_id in self.events:
+                out[key] = self.events[event_id]
+        return out
+
+    async def _group_for(self, plan: PersistPlan, event: Event, state_after: dict[StateKey, str]) -> str:
+        """A state group for the state after ``event``: the single prev event's group when
+        nothing changed, a delta on it for a state event, a full snapshot after a merge."""
+        db = self.env.DB
+        if len(event.prev_event_ids) == 1:
+            prev_group = await db.prepare("SELECT state_group FROM events WHERE event_id = ?").bind(
+                event.prev_event_ids[0]
+            ).first("state_group")
+            prev_state = await state_for_group(db, prev_group)
+            if prev_state == state_after:
+                return prev_group
+            delta = {k: v for k, v in state_after.items() if prev_state.get(k) != v}
+            if set(prev_state) <= set(state_after):
+                chain = await self._chain_len(prev_group)
+                base, chain_len, rows = next_group(prev_group, chain, state_after, delta)
+                insert_state_group(db, plan, event.event_id, base, chain_len, rows)
+                return event.event_id
+        insert_state_group(db, plan, event.event_id, None, 0,
+                           [[t, k, e] for (t, k), e in sorted(state_after.items())])
+        return event.event_id
+
+    async def _chain_len(self, group: str | None) -> int:
+        if group is None:
+            return 0
+        value = await self.env.DB.prepare("SELECT chain_len FROM state_groups WHERE id = ?").bind(group).first(
+            "chain_len"
+        )
+        return int(value or 0)
+
+    def _plan_state_change(self, plan: PersistPlan, new_state: dict[StateKey, str]) -> None:
+        db = self.env.DB
+        for key, event_id in new_state.items():
+            if self.state.get(key) != event_id:
+                set_current_state(db, plan, key[0], key[1], self.events[event_id])
+        for key in set(self.state) - set(new_state):
+            plan.statements.append(
+                db.prepare("DELETE FROM current_state WHERE room_id = ? AND type = ? AND state_key = ?").bind(
+                    self.room_id, key[0], key[1]
+                )
+            )
+        self.state = dict(new_state)
+
+    def _remote_unsigned(self, event: Event) -> dict[str, Any] | None:
+        unsigned = event.pdu.get("unsigned")
+        if isinstance(unsigned, dict) and event.type == "m.room.member":
+            kept = {k: unsigned[k] for k in ("invite_room_state", "knock_room_state") if k in unsigned}
+            return kept or None
+        return None
+
+    async def _plan_remote_redaction(self, plan: PersistPlan, event: Event) -> None:
+        """Apply a remote redaction only if its sender may redact the target (spec v3+:
+        "the server should only apply redactions if the sender's domain matches the original
+        event's, or the sender has the redact level")."""
+        target_id = event.redacts
+        assert target_id is not None
+        row = await self.env.DB.prepare("SELECT sender FROM events WHERE event_id = ? AND room_id = ?").bind(
+            target_id, self.room_id
+        ).first()
+        if row is None:
+            return
+        same_domain = row["sender"].split(":", 1)[-1] == event.sender.split(":", 1)[-1]
+        create = self._state_event("m.room.create")
+        power = self._state_event("m.room.power_levels")
+        assert create is not None
+        content = power.content if power is not None else {}
+        try:
+            redact_level = int(content.get("redact", 50))
+        except (TypeError, ValueError):
+            redact_level = 50
+        if same_domain or user_power_level(event.sender, power, create) >= redact_level:
+            mark_redacted(self.env.DB, plan, target_id, event.event_id)
+
+    async def store_outliers(self, pdus: list[dict[str, Any]]) -> dict[str, Any]:
+        """Store events known only as part of an auth chain or a state snapshot (outliers):
+        checked for format and signatures, and against their own auth events (stored as
+        rejected when they fail). ``pdus`` must be ordered so auth events come first (or be
+        already known). Returns the outcome per event ID."""
+        room_version = self._require_room()
+        outcomes: dict[str, str] = {}
+        plan = PersistPlan(self.room_id)
+        batch_events: dict[str, Event] = {}
+        for pdu in sorted(pdus, key=lambda p: p.get("depth", 0) if isinstance(p.get("depth"), int) else 0):
+            try:
+                event = await receive_checks(pdu, room_version, self._get_key)
+            except Dropped as exc:
+                outcomes[str(pdu.get("event_id", "?"))] = f"dropped: {exc.reason}"
+                continue
+            if event.event_id in batch_events or await self._known([event.event_id]):
+                outcomes[event.event_id] = "duplicate"
+                continue
+            await self._load_events(set(event.auth_event_ids), with_auth_chains=False)
+            auth = [batch_events.get(e) or self.events.get(e) for e in event.auth_event_ids]
+            reason = None
+            if any(a is None for a in auth):
+                reason = "auth events unknown"
+            else:
+                create = self._state_event("m.room.create") or next(
+                    (e for e in batch_events.values() if e.type == "m.room.create"), None)
+                extra = [create] if create is not None and not room_version.create_event_in_auth_events \
+                    and event.type != "m.room.create" else []
+                try:
+                    check_event_auth(event, [a for a in auth if a is not None] + extra)
+                except AuthError as exc:
+                    reason = exc.reason
+            stored = Event(event.pdu, room_version, event.event_id, reason)
+            batch_events[event.event_id] = stored
+            insert_event(self.env.DB, plan, stored, state_group=None, outlier=True)
+            outcomes[event.event_id] = "rejected" if reason else "stored"
+        if plan.statements:
+            await self.env.DB.batch(plan.statements)
+        return {"outcomes": outcomes}
 
     async def summary(self) -> dict[str, Any]:
         """The room's version, current state IDs and forward extremities (for workers and tests)."""

@@ -5,6 +5,9 @@
 - one Durable Object namespace per entry of ``DURABLE_OBJECT_CLASSES`` (e.g. ``env.ROOMS``)
 - ``env.config``: the ServerConfig; ``env.SERVER_NAME``: the server name as a plain var
 - ``env.NOTIFIER``: wakes long-polling syncs (local_runtime.notifier)
+- ``env.MEDIA``: the media bucket, an R2-like blob store (local_runtime.blob_store)
+- ``env.MEDIA_UPLOAD_LIMITER``: per-user rate limit of media uploads (local_runtime.rate_limiter)
+- ``env.server_keys``: verify keys of servers (ours, and remote ones via federation)
 - ``env.signing_key``: the server's Ed25519 key, loaded from D1 at start
 """
 
@@ -17,9 +20,12 @@ from typing import Any
 from d1 import D1Database, apply_migrations
 from d1.server_keys import load_or_create_signing_key
 from kv.namespace import KVNamespace
+from local_runtime.blob_store import BlobStore
 from local_runtime.config import ServerConfig
 from local_runtime.durable_objects import DurableObjectNamespace
 from local_runtime.notifier import Notifier
+from local_runtime.server_keys import ServerKeys
+from local_runtime.rate_limiter import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,11 @@ class Env:
         self.DB = D1Database(data / config.bindings.DB)
         self.CACHE = KVNamespace(data / config.bindings.CACHE)
         self.NOTIFIER = Notifier()
+        self.server_keys = ServerKeys(self)
+        self.MEDIA = BlobStore(data / config.bindings.MEDIA)
+        self.MEDIA_UPLOAD_LIMITER = RateLimiter(
+            config.media_upload_per_second, config.media_upload_burst
+        )
         self.signing_key: Any = None
         self.namespaces: dict[str, DurableObjectNamespace] = {}
         for binding, target in DURABLE_OBJECT_CLASSES.items():
