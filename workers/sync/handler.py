@@ -126,6 +126,7 @@ async def sync(request: Request, env: Any) -> JsonDict:
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_ms / 1000
+    keys: list[str] | None = None
     while True:
         position = env.NOTIFIER.position()
         body, has_data = await build_response(env, requester, since, sync_filter, full_state)
@@ -134,10 +135,13 @@ async def sync(request: Request, env: Any) -> JsonDict:
         remaining = deadline - loop.time()
         if remaining <= 0:
             return body if timeout_ms == 0 else empty_response(since)
-        keys = [requester.user_id]
-        keys.extend(m.room_id for m in await current_memberships(
-            RoomReader(env.DB, user_id=requester.user_id, device_id=None, now_ms=0)
-        ))
+        if keys is None:
+            # The user's ID (membership changes, invites) and every room they have a
+            # membership in; a membership change wakes the user key, so this list can be
+            # taken once per request.
+            reader = RoomReader(env.DB, user_id=requester.user_id, device_id=None, now_ms=0)
+            keys = [requester.user_id, *(m.room_id for m in await current_memberships(reader))]
+        # Woken by a change that this user's filter hides: build again and wait on.
         if not await env.NOTIFIER.wait(keys, position, remaining):
             return empty_response(since)
 

@@ -232,3 +232,19 @@ def test_redacted_event_read(hs: Harness, room: tuple[User, User, str]) -> None:
     assert event["unsigned"]["redacted_because"]["event_id"] == redaction
     red = bob.ok(f"/rooms/{room_id}/event/{redaction}")
     assert red["redacts"] == target and red["content"]["redacts"] == target
+
+
+def test_history_visibility_invited(hs: Harness) -> None:
+    alice, bob = hs.user("alice"), hs.user("bob")
+    room_id = alice.create_room(preset="private_chat")
+    alice.state(room_id, "m.room.history_visibility", {"history_visibility": "invited"})
+    alice.send(room_id, "before invite")
+    alice.invite(room_id, bob)
+    alice.send(room_id, "while invited")
+    bob.join(room_id)
+    alice.send(room_id, "joined")
+    seen = bodies(bob.ok(f"/rooms/{room_id}/messages", dir="b", limit=50)["chunk"])
+    assert seen == ["joined", "while invited"]
+    # The newly joined room in sync follows the same rules.
+    sync_seen = bodies(bob.sync()["rooms"]["join"][room_id]["timeline"]["events"])
+    assert sync_seen == ["while invited", "joined"]
