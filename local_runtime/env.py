@@ -8,6 +8,7 @@
 - ``env.MEDIA``: the media bucket, an R2-like blob store (local_runtime.blob_store)
 - ``env.MEDIA_UPLOAD_LIMITER``: per-user rate limit of media uploads (local_runtime.rate_limiter)
 - ``env.server_keys``: verify keys of servers (ours, and remote ones via federation)
+- ``env.hooks``: what account changes mean for rooms (workers/hooks.py)
 - ``env.signing_key``: the server's Ed25519 key, loaded from D1 at start
 """
 
@@ -25,6 +26,7 @@ from local_runtime.config import ServerConfig
 from local_runtime.durable_objects import DurableObjectNamespace
 from local_runtime.notifier import Notifier
 from local_runtime.server_keys import ServerKeys
+from workers.hooks import Hooks
 from local_runtime.rate_limiter import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class Env:
         self.CACHE = KVNamespace(data / config.bindings.CACHE)
         self.NOTIFIER = Notifier()
         self.server_keys = ServerKeys(self)
+        self.hooks = Hooks(self)
         self.MEDIA = BlobStore(data / config.bindings.MEDIA)
         self.MEDIA_UPLOAD_LIMITER = RateLimiter(
             config.media_upload_per_second, config.media_upload_burst

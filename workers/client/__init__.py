@@ -20,16 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.routing import Route
+from workers.routing import CLIENT_PREFIXES, client_routes
 
-from workers.routing import Handler, route
-
-CLIENT_PREFIXES = ("/_matrix/client/v3", "/_matrix/client/r0")
-
-
-def client_routes(path: str, handler: Handler, methods: list[str]) -> list[Route]:
-    """``path`` (starting with "/") under every client API prefix."""
-    return [route(prefix + path, handler, methods) for prefix in CLIENT_PREFIXES]
+__all__ = ["CLIENT_PREFIXES", "call_hook", "client_routes"]
 
 
 async def call_hook(env: Any, name: str, *args: Any) -> None:
