@@ -58,6 +58,7 @@ async def _put(request: Request, env: Any, room_id: str) -> dict[str, Any]:
         raise MatrixError(405, Codes.BAD_JSON, f"Cannot set {type} through this API.")
     content = await read_json_object(request)
     await account_data_db.put(env.DB, requester.user_id, room_id, type, content)
+    env.NOTIFIER.notify([requester.user_id])  # wake the user's waiting /sync
     return {}
 
 
@@ -122,6 +123,7 @@ async def _change_tags(
             conn.execute(stmt.sql, stmt.params)
 
     await env.DB.run_in_transaction(change)
+    env.NOTIFIER.notify([user_id])  # wake the user's waiting /sync
 
 
 async def put_tag(request: Request, env: Any) -> dict[str, Any]:

@@ -70,6 +70,7 @@ async def _change(env: Any, user_id: str, change: Callable[[Rows], Rows]) -> Non
             conn.execute(stmt.sql, stmt.params)
 
     await env.DB.run_in_transaction(run)
+    env.NOTIFIER.notify([user_id])  # wake the user's waiting /sync
 
 
 def _checked_actions(value: Any) -> list[Any]:
