@@ -15,10 +15,20 @@ The TOML file has a ``[server]`` table and a ``[bindings]`` table whose names ma
     DB = "matrix.sqlite"       # the D1 database file, under data_dir
     CACHE = "cache.sqlite"     # the KV namespace file, under data_dir
     DURABLE = "durable"        # actor storage folder, under data_dir
+    MEDIA = "media"            # the media bucket's folder (an R2-like blob store), under data_dir
+
+Media settings (``[server]``): ``max_upload_size`` (bytes, default 50 MiB),
+``enable_legacy_media`` (serve the deprecated unauthenticated ``/_matrix/media/v3/download``
+and ``/thumbnail``; false answers them 404 as a server that froze them does),
+``url_previews`` (false: ``preview_url`` is refused), ``media_upload_per_second`` and
+``media_upload_burst`` (per-user upload and create rate), ``max_pending_media_uploads``,
+``unused_media_expiry_ms`` (how long a created mxc:// URI waits for its upload),
+``max_thumbnail_pixels`` (larger images are not thumbnailed: 413).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -36,6 +46,7 @@ class Bindings:
     DB: str = "matrix.sqlite"
     CACHE: str = "cache.sqlite"
     DURABLE: str = "durable"
+    MEDIA: str = "media"
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,27 @@ class ServerConfig:
     default_room_version: str = DEFAULT_ROOM_VERSION
     log_level: str = "info"
     actor_idle_seconds: float = 120.0
+    # TURN servers for /voip/turnServer (none by default: the endpoint answers {}).
+    turn_uris: tuple[str, ...] = ()
+    turn_shared_secret: str = ""
+    turn_username: str = ""
+    turn_password: str = ""
+    turn_user_lifetime_seconds: int = 86400
+    # Rate limits (requests per second, burst); 0 turns a limit off.
+    rc_message_per_second: float = 50.0
+    rc_message_burst: int = 500
+    rc_login_per_second: float = 5.0
+    rc_login_burst: int = 30
+    rc_registration_per_second: float = 2.0
+    rc_registration_burst: int = 30
+    max_upload_size: int = 50 * 1024 * 1024
+    enable_legacy_media: bool = True
+    url_previews: bool = False
+    media_upload_per_second: float = 2.0
+    media_upload_burst: int = 20
+    max_pending_media_uploads: int = 5
+    unused_media_expiry_ms: int = 24 * 60 * 60 * 1000
+    max_thumbnail_pixels: int = 32_000_000
     bindings: Bindings = field(default_factory=Bindings)
 
     @property
@@ -77,6 +109,10 @@ class ServerConfig:
             )
         if not 0 < self.port < 65536:
             raise ConfigError(f"invalid port {self.port}")
+        if self.max_upload_size < 1:
+            raise ConfigError("max_upload_size must be at least 1 byte")
+        if self.media_upload_per_second <= 0 or self.media_upload_burst < 1:
+            raise ConfigError("media_upload_per_second must be > 0 and media_upload_burst >= 1")
         return self
 
 
@@ -102,6 +138,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ServerConfi
         unknown = set(bindings) - {f.name for f in fields(Bindings)}
         if unknown:
             raise ConfigError(f"unknown keys in [bindings]: {', '.join(sorted(unknown))}")
+        if "turn_uris" in server:
+            server["turn_uris"] = tuple(server["turn_uris"])
         config = replace(config, **server, bindings=Bindings(**bindings))
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if "public_baseurl" not in overrides and not config.public_baseurl:

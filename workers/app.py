@@ -41,6 +41,8 @@ ROUTE_MODULES = [
     "workers.client.room_send",
     "workers.client.membership",
     "workers.client.directory",
+    "workers.client.user_directory",
+    "workers.client.voip",
     "workers.client.room_reads",
     "workers.sync.handler",
 ]
