@@ -45,6 +45,11 @@ ROUTE_MODULES = [
     "workers.client.voip",
     "workers.client.room_reads",
     "workers.sync.handler",
+    "workers.media.upload",
+    "workers.media.download",
+    "workers.media.thumbnail",
+    "workers.media.config",
+    "workers.media.preview",
 ]
 
 
