@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+INTEROP_STAMP := $(VENV)/.installed-interop
 PYTEST_WORKERS ?= 2
 
 .PHONY: run test install bench clean
@@ -13,12 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Synapse, the federation peer of the interop tests: installed once, beside the test extra.
+$(INTEROP_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,interop]'
+	touch $(INTEROP_STAMP)
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/matrix-edge serve
 
-test: $(STAMP)
+test: $(STAMP) $(INTEROP_STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -1,6 +1,8 @@
 """The ``matrix-edge`` console script.
 
-- ``matrix-edge serve [--config F] [--data-dir D] [--host H] [--port P] [--server-name S]``
+- ``matrix-edge serve [--config F] [--data-dir D] [--host H] [--port P] [--server-name S]
+  [--federation-port P --tls-cert F --tls-key F --federation-no-verify-tls
+  --federation-allow-loopback]``
 - ``matrix-edge spec <command>``: the pure spec algorithms on JSON (see spec_commands).
 """
 
@@ -29,6 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--server-name", help="the server name in user and room IDs (default localhost:8008)")
     serve.add_argument("--public-baseurl", help="the client base URL advertised in .well-known")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--federation-port", type=int, help="port of the TLS federation listener (default: none)")
+    serve.add_argument("--tls-cert", help="PEM certificate for the federation listener (default: self-signed)")
+    serve.add_argument("--tls-key", help="PEM private key for the federation listener")
+    serve.add_argument(
+        "--federation-no-verify-tls", action="store_true",
+        help="do not check remote servers' TLS certificates (local testing only)",
+    )
+    serve.add_argument(
+        "--federation-allow-loopback", action="store_true",
+        help="allow federation requests to 127.0.0.0/8 and ::1 (local testing only)",
+    )
     sub.add_parser("spec", help="run a spec algorithm on JSON: resolve-state, check-auth, verify-event")
     args = parser.parse_args(argv)
 
@@ -41,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             server_name=args.server_name,
             public_baseurl=args.public_baseurl,
             log_level=args.log_level,
+            federation_port=args.federation_port,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            federation_verify_tls=False if args.federation_no_verify_tls else None,
+            federation_allow_loopback=True if args.federation_allow_loopback else None,
         )
     except ConfigError as exc:
         print(f"matrix-edge: {exc}", file=sys.stderr)

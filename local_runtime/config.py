@@ -29,6 +29,7 @@ and ``/thumbnail``; false answers them 404 as a server that froze them does),
 from __future__ import annotations
 
 import ipaddress
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -81,6 +82,17 @@ class ServerConfig:
     max_pending_media_uploads: int = 5
     unused_media_expiry_ms: int = 24 * 60 * 60 * 1000
     max_thumbnail_pixels: int = 32_000_000
+    # Federation (README "Federating a local instance"): the TLS listener (0 = none), its PEM
+    # files (none given = a self-signed pair under data_dir/tls/), outbound TLS checking, and
+    # which addresses may be contacted (only global ones unless allowed here).
+    federation_port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    federation_verify_tls: bool = True
+    federation_allow_loopback: bool = False
+    federation_ip_range_whitelist: tuple[str, ...] = ()
+    federation_ip_range_blacklist: tuple[str, ...] = ()
+    federation_timeout_seconds: float = 30.0
     bindings: Bindings = field(default_factory=Bindings)
 
     @property
@@ -113,7 +125,27 @@ class ServerConfig:
             raise ConfigError("max_upload_size must be at least 1 byte")
         if self.media_upload_per_second <= 0 or self.media_upload_burst < 1:
             raise ConfigError("media_upload_per_second must be > 0 and media_upload_burst >= 1")
-        return self
+        return self._validated_federation()
+
+    def _validated_federation(self) -> "ServerConfig":
+        if not 0 <= self.federation_port < 65536:
+            raise ConfigError(f"invalid federation_port {self.federation_port}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("give tls_cert and tls_key together (or neither, for a self-signed pair)")
+        if self.federation_timeout_seconds <= 0:
+            raise ConfigError("federation_timeout_seconds must be positive")
+        ranges: dict[str, tuple[str, ...]] = {}
+        for name in ("federation_ip_range_whitelist", "federation_ip_range_blacklist"):
+            values = getattr(self, name)
+            if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+                raise ConfigError(f"{name} must be a list of CIDR strings")
+            for value in values:
+                try:
+                    ipaddress.ip_network(value, strict=False)
+                except ValueError:
+                    raise ConfigError(f"{name}: {value!r} is not an IP range") from None
+            ranges[name] = tuple(values)
+        return replace(self, **ranges)
 
 
 _SERVER_KEYS = {f.name for f in fields(ServerConfig)} - {"bindings"}

@@ -10,6 +10,8 @@
 - ``env.server_keys``: verify keys of servers (ours, and remote ones via federation)
 - ``env.hooks``: what account changes mean for rooms (workers/hooks.py)
 - ``env.signing_key``: the server's Ed25519 key, loaded from D1 at start
+- ``env.FEDERATION``: the federation client (workers.federation.client), made at start
+- ``env.DESTINATIONS``: the outbound federation queues, one actor per remote server
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from local_runtime.blob_store import BlobStore
 from local_runtime.config import ServerConfig
 from local_runtime.durable_objects import DurableObjectNamespace
 from local_runtime.notifier import Notifier
+from workers.federation.client import FederationClient
 from local_runtime.server_keys import ServerKeys
 from workers.hooks import Hooks
 from local_runtime.rate_limiter import RateLimiter
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 # Binding name -> "module:Class", as declared in wrangler.toml.example.
 DURABLE_OBJECT_CLASSES: dict[str, str] = {
     "ROOMS": "durable.room:RoomActor",
+    "TYPING": "durable.typing:TypingActor",
+    "DESTINATIONS": "durable.destination:DestinationActor",
 }
 
 
@@ -53,6 +58,7 @@ class Env:
             config.media_upload_per_second, config.media_upload_burst
         )
         self.signing_key: Any = None
+        self.FEDERATION: Any = None
         self.namespaces: dict[str, DurableObjectNamespace] = {}
         for binding, target in DURABLE_OBJECT_CLASSES.items():
             module_name, class_name = target.split(":")
@@ -69,11 +75,15 @@ class Env:
         if applied:
             log.info("database migrations applied: %s", ", ".join(applied))
         self.signing_key = await load_or_create_signing_key(self.DB)
+        if self.FEDERATION is None:  # tests may install their own client first
+            self.FEDERATION = FederationClient.from_config(self.config, self.signing_key, self.CACHE)
         for namespace in self.namespaces.values():
             await namespace.start()
 
     async def close(self) -> None:
         for namespace in self.namespaces.values():
             await namespace.close()
+        if self.FEDERATION is not None:
+            await self.FEDERATION.close()
         self.CACHE.close()
         self.DB.close()

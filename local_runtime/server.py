@@ -1,16 +1,25 @@
-"""Runs the workers app with its bindings under uvicorn."""
+"""Runs the workers app with its bindings under uvicorn.
+
+One process, one event loop, one app and one ``Env``: the plain HTTP client listener on
+``port`` and, when ``federation_port`` is set, a TLS federation listener on that port (spec:
+server-server API "TLS"), both uvicorn servers sharing the app. The ``Env`` is started before
+the listeners and closed after both stopped.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+import signal
+from typing import AsyncIterator, Iterator
 
 import uvicorn
 from starlette.applications import Starlette
 
 from local_runtime.config import ServerConfig
 from local_runtime.env import Env
+from local_runtime.tls import tls_files
 from workers.app import create_app
 
 log = logging.getLogger(__name__)
@@ -41,19 +50,75 @@ def configure_logging(level: str) -> None:
     )
 
 
+class _Listener(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to ``Listeners`` (two servers in one
+    loop would otherwise replace each other's handlers)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Listeners:
+    """The client listener and the optional TLS federation listener over one app."""
+
+    def __init__(self, app: Starlette, config: ServerConfig) -> None:
+        self.app = app
+        self.config = config
+        common = dict(
+            log_level=config.log_level, access_log=True, proxy_headers=False, lifespan="off"
+        )
+        self.servers: list[uvicorn.Server] = [
+            _Listener(uvicorn.Config(app, host=config.host, port=config.port, **common))
+        ]
+        if config.federation_port:
+            cert, key = tls_files(config)
+            self.servers.append(
+                _Listener(
+                    uvicorn.Config(
+                        app, host=config.host, port=config.federation_port,
+                        ssl_certfile=str(cert), ssl_keyfile=str(key), **common,
+                    )
+                )
+            )
+
+    @property
+    def started(self) -> bool:
+        return all(server.started for server in self.servers)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+
+    async def run(self) -> None:
+        """Start the Env, serve until ``stop()`` (or a SIGINT/SIGTERM in the main thread),
+        then close the Env."""
+        env = self.app.state.env
+        await env.start()
+        try:
+            await asyncio.gather(*(server.serve() for server in self.servers))
+        finally:
+            await env.close()
+
+
 def serve(config: ServerConfig) -> None:
     configure_logging(config.log_level)
     app = build_app(config)
+    listeners = Listeners(app, config)
+    federation = (
+        f"; federation (TLS) on https://{config.host}:{config.federation_port}"
+        if config.federation_port else ""
+    )
     print(
         f"matrix-edge: serving {config.server_name} on http://{config.host}:{config.port}"
-        f" (client base URL {config.base_url}); data in {config.data_path}",
+        f" (client base URL {config.base_url}){federation}; data in {config.data_path}",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level=config.log_level,
-        access_log=True,
-        proxy_headers=False,
-    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, listeners.stop)
+        await listeners.run()
+
+    asyncio.run(main())

@@ -45,6 +45,7 @@ ROUTE_MODULES = [
     "workers.client.voip",
     "workers.client.room_reads",
     "workers.sync.handler",
+    "workers.federation",
     "workers.media.upload",
     "workers.media.download",
     "workers.media.thumbnail",
