@@ -50,6 +50,8 @@ async def login(request: Request, env: Any) -> dict[str, Any]:
         client_ip(request),
     )
     await env.DB.batch(statements)
+    # Clients (Element) switch to this base URL after logging in, so it must be our real one.
+    response["well_known"] = {"m.homeserver": {"base_url": env.config.public_baseurl}}
     return response
 
 

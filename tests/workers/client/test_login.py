@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from d1 import accounts as accounts_db
-from tests.workers.client.conftest import PASSWORD, V3, Account, Api
+from tests.workers.client.conftest import PASSWORD, V3, Account, Api, make_client
 
 
 def test_login_flows(api: Api) -> None:
@@ -33,6 +35,14 @@ def test_login_with_password(api: Api, alice: Account, body: dict) -> None:
     assert "refresh_token" not in result
     headers = {"Authorization": f"Bearer {result['access_token']}"}
     assert api.client.get(f"{V3}/account/whoami", headers=headers).json()["user_id"] == alice.user_id
+
+
+def test_login_returns_well_known_base_url(tmp_path: Path) -> None:
+    with make_client(tmp_path, public_baseurl="https://matrix.example.test") as client:
+        api = Api(client)
+        api.account("alice")
+        result = api.login("alice").json()
+    assert result["well_known"] == {"m.homeserver": {"base_url": "https://matrix.example.test"}}
 
 
 def test_login_reuses_given_device(api: Api, alice: Account) -> None:
