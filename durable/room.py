@@ -240,12 +240,9 @@ class RoomActor(DurableObject):
         """Commit the plan in one D1 batch; return the stream ordering of its last event."""
         db = self.env.DB
         set_room_state_group(db, plan, self.state_group)
-        await db.batch(plan.statements)
-        last = await db.prepare("SELECT stream_ordering FROM events WHERE event_id = ?").bind(
-            plan.event_ids[-1]
-        ).first("stream_ordering")
+        results = await db.batch(plan.statements)
         self.env.NOTIFIER.notify([self.room_id, *notify_users])
-        return last
+        return results[plan.event_statements[-1]].results[0]["stream_ordering"]
 
     def _prune_event_cache(self) -> None:
         keep = set(self.state.values()) | set(self.extremities)

@@ -22,6 +22,8 @@ class PersistPlan:
     room_id: str
     statements: list[PreparedStatement] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
+    # Index in ``statements`` of each event's INSERT (which returns its stream ordering).
+    event_statements: list[int] = field(default_factory=list)
 
 
 def insert_event(
@@ -40,7 +42,7 @@ def insert_event(
         db.prepare(
             "INSERT INTO events (event_id, room_id, type, state_key, sender, membership, depth,"
             " origin_server_ts, json, rejected_reason, soft_failed, outlier, state_group,"
-            " local_unsigned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " local_unsigned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING stream_ordering"
         ).bind(
             event.event_id,
             event.room_id,
@@ -59,6 +61,7 @@ def insert_event(
         )
     )
     plan.event_ids.append(event.event_id)
+    plan.event_statements.append(len(plan.statements) - 1)
 
 
 def insert_state_group(

@@ -11,7 +11,6 @@ must match other servers byte for byte.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Mapping
 
 from durable.room_versions import EventFormat, RoomVersion
@@ -90,6 +89,15 @@ def kept_content_keys(event_type: str, room_version: RoomVersion) -> tuple[str, 
     return ()
 
 
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (much cheaper than ``copy.deepcopy`` for it)."""
+    if isinstance(value, Mapping):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value
+
+
 def redact(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     """Return the redacted form of ``pdu`` under the rules of ``room_version``.
 
@@ -99,7 +107,7 @@ def redact(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     """
     keep = kept_top_level_keys(room_version)
     redacted: dict[str, Any] = {
-        key: copy.deepcopy(value) for key, value in pdu.items() if key in keep and key != "content"
+        key: _copy_json(value) for key, value in pdu.items() if key in keep and key != "content"
     }
     if "content" not in pdu:
         return redacted
@@ -112,15 +120,15 @@ def redact(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     event_type = pdu.get("type")
     kept = kept_content_keys(event_type, room_version) if isinstance(event_type, str) else ()
     if kept is None:
-        new_content = copy.deepcopy(dict(content))
+        new_content = _copy_json(dict(content))
     else:
-        new_content = {key: copy.deepcopy(content[key]) for key in kept if key in content}
+        new_content = {key: _copy_json(content[key]) for key in kept if key in content}
         if event_type == "m.room.member" and room_version.updated_redaction_rules:
             # v11: "it allows the `signed` key of the `third_party_invite` key".
             third_party_invite = content.get("third_party_invite")
             if isinstance(third_party_invite, Mapping) and "signed" in third_party_invite:
                 new_content["third_party_invite"] = {
-                    "signed": copy.deepcopy(third_party_invite["signed"])
+                    "signed": _copy_json(third_party_invite["signed"])
                 }
     redacted["content"] = new_content
     return redacted

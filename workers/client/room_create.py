@@ -88,7 +88,11 @@ async def member_content(env: Any, user_id: str, membership: str) -> dict[str, A
 async def create_room(request: Request, env: Any) -> dict[str, Any]:
     requester = await require_user(request, env)
     body = await read_json_object(request, allow_empty=True)
-    creator = requester.user_id
+    return {"room_id": await create_room_for(env, requester.user_id, body)}
+
+
+async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
+    """Create a room as ``creator`` from a ``/createRoom`` request body; return its ID."""
     server_name = env.config.server_name
 
     try:
@@ -211,7 +215,7 @@ async def create_room(request: Request, env: Any) -> dict[str, Any]:
         await env.DB.prepare(
             "INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES (?,?,?,?)"
         ).bind(alias, room_id, creator, int(time.time() * 1000)).run()
-    return {"room_id": room_id}
+    return room_id
 
 
 routes: list[Route] = [*client_routes("/createRoom", create_room, ["POST"])]

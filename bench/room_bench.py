@@ -1,0 +1,143 @@
+"""Benchmark of the room core (issue 3).
+
+1. Local events created per second through one room actor: build (prev events, auth events,
+   depth), hash, sign, check the auth rules, persist in one D1 batch, acknowledge.
+2. State resolution time with 10,000 unconflicted and 200 conflicted state events.
+
+Prints the room version used. Run: `.venv/bin/python bench/room_bench.py [--events N] [--version V]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from signedjson.key import generate_signing_key  # noqa: E402
+
+from durable.auth import auth_types_for_event  # noqa: E402
+from durable.events import build_event  # noqa: E402
+from durable.events.event import Event  # noqa: E402
+from durable.room_versions import get_room_version  # noqa: E402
+from durable.state_res import resolve_state  # noqa: E402
+from local_runtime.config import load_config  # noqa: E402
+from local_runtime.env import Env  # noqa: E402
+from workers.client.room_create import create_room_for  # noqa: E402
+
+SERVER = "bench.test"
+
+
+def progress(label: str, done: int, total: int) -> None:
+    print(f"\r  {label}: {done}/{total}", end="", file=sys.stderr, flush=True)
+
+
+async def local_events(version: str, count: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = Env(load_config(data_dir=tmp, server_name=SERVER))
+        await env.start()
+        try:
+            room_id = await create_room_for(env, f"@alice:{SERVER}", {"room_version": version})
+            stub = env.ROOMS.get_by_name(room_id)
+            started = time.perf_counter()
+            for i in range(count):
+                await stub.send_event(f"@alice:{SERVER}", "m.room.message", {"msgtype": "m.text", "body": f"m{i}"})
+                if i % max(1, count // 20) == 0:
+                    progress("local events", i + 1, count)
+            elapsed = time.perf_counter() - started
+            print(file=sys.stderr)
+        finally:
+            await env.close()
+    return count / elapsed
+
+
+def state_res_case(version: str, unconflicted: int, conflicted: int) -> tuple[list[dict], dict[str, Event]]:
+    """A room with ``unconflicted`` members in both state sets and ``conflicted`` topic/name
+    style state events that differ between the two sets."""
+    room_version = get_room_version(version)
+    key = generate_signing_key("b")
+    events: dict[str, Event] = {}
+    creator = f"@alice:{SERVER}"
+    ts = 1_700_000_000_000
+    state: dict[tuple[str, str], str] = {}
+
+    def add(type_: str, state_key: str, content: dict, sender: str = creator, prev: list[str] | None = None) -> Event:
+        nonlocal ts
+        ts += 1
+        auth = [state[k] for k in auth_types_for_event(room_version, type_, state_key, sender, content) if k in state]
+        event = build_event(
+            room_version, room_id=None if type_ == "m.room.create" and room_version.room_id_is_create_event_hash
+            else room_id, sender=sender, type=type_, content=content, state_key=state_key,
+            prev_event_ids=prev if prev is not None else ([] if not state else [last[0]]),
+            auth_event_ids=auth, depth=len(events) + 1, origin_server_ts=ts, server_name=SERVER, signing_key=key,
+        )
+        events[event.event_id] = event
+        state[event.key] = event.event_id
+        last[0] = event.event_id
+        return event
+
+    last = [""]
+    room_id = "!bench:" + SERVER
+    create_content = {"room_version": version}
+    if not room_version.implicit_room_creator:
+        create_content["creator"] = creator
+    create = add("m.room.create", "", create_content, prev=[])
+    room_id = create.room_id
+    add("m.room.member", creator, {"membership": "join"})
+    add("m.room.power_levels", "", {"users": {} if room_version.privileged_creators else {creator: 100},
+                                    "state_default": 50, "events_default": 0})
+    add("m.room.join_rules", "", {"join_rule": "public"})
+    for i in range(unconflicted):
+        add("m.room.member", f"@u{i}:{SERVER}", {"membership": "join"}, sender=f"@u{i}:{SERVER}")
+        if i % 1000 == 0:
+            progress("building unconflicted state", i, unconflicted)
+    print(file=sys.stderr)
+    base = dict(state)
+    fork_point = last[0]
+    side_a, side_b = dict(base), dict(base)
+    for side, label in ((side_a, "a"), (side_b, "b")):
+        state.clear()
+        state.update(base)
+        last[0] = fork_point
+        for i in range(conflicted // 2):
+            event = add("m.room.topic" if i % 2 else "m.room.name", f"k{i}", {"topic": f"{label}{i}", "name": f"{label}{i}"})
+            side[event.key] = event.event_id
+    return [side_a, side_b], events
+
+
+def state_res_time(version: str, unconflicted: int, conflicted: int, runs: int) -> float:
+    state_sets, events = state_res_case(version, unconflicted, conflicted)
+    room_version = get_room_version(version)
+    times = []
+    for i in range(runs):
+        started = time.perf_counter()
+        resolve_state(room_version, state_sets, events.get)
+        times.append(time.perf_counter() - started)
+        progress("state resolution runs", i + 1, runs)
+    print(file=sys.stderr)
+    return statistics.median(times) * 1000
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"room version {args.version}", flush=True)
+    rate = await local_events(args.version, args.events)
+    ms = state_res_time(args.version, args.unconflicted, args.conflicted, args.runs)
+    print(f"{'measure':<62} {'result':>12}")
+    print(f"{'local events created/s (auth + hash + sign + persist), one room':<62} {rate:>12,.0f}")
+    label = f"state resolution, {args.unconflicted:,} unconflicted + {args.conflicted} conflicted (ms)"
+    print(f"{label:<62} {ms:>12.1f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", default="12")
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--unconflicted", type=int, default=10_000)
+    parser.add_argument("--conflicted", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=5)
+    asyncio.run(main(parser.parse_args()))
