@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from nacl.signing import VerifyKey
-from signedjson.key import decode_verify_key_base64, get_verify_key
+from signedjson.key import decode_verify_key_base64
+from signedjson.key import get_verify_key as public_key_of
 from signedjson.sign import SignatureVerifyException, verify_signed_json
 from unpaddedbase64 import encode_base64
 
@@ -235,7 +236,7 @@ async def fetch_server_keys(env: Any, server_name: str) -> dict[str, Any]:
 async def _own_key(env: Any, key_id: str, at_ts: int | None) -> VerifyKey:
     current = env.signing_key
     if f"{current.alg}:{current.version}" == key_id:
-        return get_verify_key(current)
+        return public_key_of(current)
     row = await env.DB.prepare(
         "SELECT public_key, expired_ts FROM server_signing_keys WHERE key_id = ?"
     ).bind(key_id).first()
