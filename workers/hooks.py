@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from d1.accounts import get_profile
+from workers.client.keys import on_devices_deleted
 from workers.errors import MatrixError
 from workers.room_access import room_stub
 
@@ -53,3 +54,8 @@ class Hooks:
                 await room_stub(env, room_id).update_membership(user_id, user_id, "leave")
             except MatrixError as exc:
                 log.warning("deactivated %s could not leave %s: %s", user_id, room_id, exc.message)
+
+    async def devices_deleted(self, user_id: str, device_ids: list[str]) -> None:
+        """Deleted devices lose their E2E keys and to-device inboxes; the owner's device list
+        changes (workers.client.keys)."""
+        await on_devices_deleted(self._env, user_id, device_ids)

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from workers.auth import Requester, now_ms, require_user
 from workers.client.events_format import JsonDict
 from workers.client.history import RoomReader
+from workers.client.sync_providers import fill_sync_response, presence_on_sync
 from workers.errors import Codes, MatrixError
 from workers.routing import client_routes
 from workers.sync.account_data import account_data_changes
@@ -96,7 +97,12 @@ async def build_response(
         "device_unused_fallback_key_types": [],
     }
     has_data = not rooms.is_empty() or bool(account_data.global_events)
-    return body, has_data
+    # To-device, device lists, key counts, presence and rooms' ephemeral events.
+    next_token, more = await fill_sync_response(
+        env, requester.user_id, requester.device_id, since, upto, sync_filter, body
+    )
+    body["next_batch"] = next_token.encode()
+    return body, has_data or more
 
 
 def empty_response(since: StreamToken) -> JsonDict:
@@ -123,6 +129,7 @@ async def sync(request: Request, env: Any) -> JsonDict:
     if set_presence is not None and set_presence not in PRESENCE_STATES:
         raise MatrixError(400, Codes.INVALID_PARAM, "set_presence must be online, offline or unavailable")
     sync_filter = await load_sync_filter(env.DB, requester.user_id, params.get("filter"))
+    await presence_on_sync(env, requester.user_id, set_presence)
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_ms / 1000

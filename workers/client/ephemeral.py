@@ -1,0 +1,217 @@
+"""Typing, receipts, read markers and presence:
+``PUT /rooms/{roomId}/typing/{userId}``, ``POST /rooms/{roomId}/receipt/{receiptType}/{eventId}``,
+``POST /rooms/{roomId}/read_markers`` and ``GET/PUT /presence/{userId}/status``.
+
+Spec: client-server API modules "Typing Notifications", "Receipts", "Read and unread
+markers" (``m.fully_read`` is room account data) and "Presence". Typing and receipts need
+the caller to be joined to the room; receipts and markers must name an event of the room.
+Every change wakes the syncs waiting on the room (or, for private data, on the user).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from d1 import account_data as account_data_db
+from d1 import device_lists
+from d1 import ephemeral as ephemeral_db
+from d1.accounts import user_exists
+from d1.state import membership_of
+from workers.auth import Requester, is_local_user, now_ms, require_user
+from workers.client import client_routes
+from workers.errors import Codes, MatrixError
+from workers.room_access import require_room
+from workers.routing import read_json_object
+
+READ = "m.read"
+PRIVATE_READ = "m.read.private"
+FULLY_READ = "m.fully_read"
+RECEIPT_TYPES = (READ, PRIVATE_READ, FULLY_READ)
+MAIN_THREAD = "main"
+DEFAULT_TYPING_TIMEOUT_MS = 30_000
+PRESENCE_STATES = ("online", "unavailable", "offline")
+
+JsonDict = dict[str, Any]
+
+
+async def _require_joined(env: Any, room_id: str, user_id: str) -> None:
+    await require_room(env, room_id)
+    if await membership_of(env.DB, room_id, user_id) != "join":
+        raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} is not in room {room_id}")
+
+
+# --- typing --------------------------------------------------------------------------------
+
+
+async def set_typing(request: Request, env: Any) -> JsonDict:
+    requester = await require_user(request, env)
+    room_id, user_id = request.path_params["room_id"], request.path_params["user_id"]
+    if user_id != requester.user_id:
+        raise MatrixError(403, Codes.FORBIDDEN, "Cannot set another user's typing state")
+    body = await read_json_object(request)
+    typing, timeout = body.get("typing"), body.get("timeout", DEFAULT_TYPING_TIMEOUT_MS)
+    if not isinstance(typing, bool):
+        raise MatrixError(400, Codes.BAD_JSON, "typing must be a boolean")
+    if typing and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0):
+        raise MatrixError(400, Codes.BAD_JSON, "timeout must be a non-negative integer")
+    await _require_joined(env, room_id, user_id)
+    stub = env.TYPING.get(env.TYPING.id_from_name(room_id))
+    await stub.set_typing(user_id, typing, int(timeout) if typing else 0)
+    return {}
+
+
+# --- receipts and read markers -------------------------------------------------------------
+
+
+async def _room_event(env: Any, room_id: str, event_id: Any) -> JsonDict:
+    """The event (its PDU) if it is an accepted event of the room; else 400/404."""
+    if not isinstance(event_id, str) or not event_id.startswith("$"):
+        raise MatrixError(400, Codes.INVALID_PARAM, f"{event_id!r} is not an event ID")
+    row = await env.DB.prepare(
+        "SELECT room_id, json FROM events WHERE event_id = ? AND rejected_reason IS NULL"
+        " AND outlier = 0"
+    ).bind(event_id).first()
+    if row is None or row["room_id"] != room_id:
+        raise MatrixError(404, Codes.NOT_FOUND, f"No event {event_id} in room {room_id}")
+    return json.loads(row["json"])
+
+
+def _thread_of(pdu: JsonDict) -> str | None:
+    """The thread root an event belongs to (one relation hop), or None for the main timeline."""
+    relates = pdu.get("content", {}).get("m.relates_to")
+    if isinstance(relates, dict) and relates.get("rel_type") == "m.thread":
+        root = relates.get("event_id")
+        return root if isinstance(root, str) else None
+    return None
+
+
+def check_thread(receipt_type: str, thread_id: Any, event_id: str, pdu: JsonDict) -> str | None:
+    """The receipt's thread ID (None: unthreaded), after the spec's 400 checks: a non-empty
+    string, not on ``m.fully_read``, and the event belongs to that thread (``main``: not
+    in a thread; a root: the root itself or an event of its thread)."""
+    if thread_id is None:
+        return None
+    if not isinstance(thread_id, str) or not thread_id:
+        raise MatrixError(400, Codes.INVALID_PARAM, "thread_id must be a non-empty string")
+    if receipt_type == FULLY_READ:
+        raise MatrixError(400, Codes.INVALID_PARAM, "m.fully_read cannot be threaded")
+    thread = _thread_of(pdu)
+    if thread_id == MAIN_THREAD:
+        if thread is not None:
+            raise MatrixError(400, Codes.INVALID_PARAM, f"{event_id} is in thread {thread}, not main")
+    elif thread_id != event_id and thread != thread_id:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"{event_id} is not in thread {thread_id}")
+    return thread_id
+
+
+async def _apply_marker(
+    env: Any, requester: Requester, room_id: str, receipt_type: str, event_id: str,
+    thread_id: str | None, statements: list[Any], notify: set[str],
+) -> None:
+    db = env.DB
+    user_id = requester.user_id
+    if receipt_type == FULLY_READ:
+        statements += account_data_db.put_statements(db, user_id, room_id, FULLY_READ, {"event_id": event_id})
+        notify.add(user_id)
+        return
+    statements += ephemeral_db.put_receipt(db, room_id, receipt_type, user_id, thread_id, event_id, now_ms())
+    notify.add(user_id if receipt_type == PRIVATE_READ else room_id)
+
+
+async def post_receipt(request: Request, env: Any) -> JsonDict:
+    requester = await require_user(request, env)
+    room_id = request.path_params["room_id"]
+    receipt_type = request.path_params["receipt_type"]
+    event_id = request.path_params["event_id"]
+    body = await read_json_object(request, allow_empty=True)
+    if receipt_type not in RECEIPT_TYPES:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"Unknown receipt type {receipt_type!r}")
+    await _require_joined(env, room_id, requester.user_id)
+    pdu = await _room_event(env, room_id, event_id)
+    thread_id = check_thread(receipt_type, body.get("thread_id"), event_id, pdu)
+    statements: list[Any] = []
+    notify: set[str] = set()
+    await _apply_marker(env, requester, room_id, receipt_type, event_id, thread_id, statements, notify)
+    await env.DB.batch(statements)
+    env.NOTIFIER.notify(sorted(notify))
+    return {}
+
+
+async def post_read_markers(request: Request, env: Any) -> JsonDict:
+    requester = await require_user(request, env)
+    room_id = request.path_params["room_id"]
+    body = await read_json_object(request)
+    await _require_joined(env, room_id, requester.user_id)
+    statements: list[Any] = []
+    notify: set[str] = set()
+    for receipt_type in (FULLY_READ, READ, PRIVATE_READ):
+        event_id = body.get(receipt_type)
+        if event_id is None:
+            continue
+        await _room_event(env, room_id, event_id)
+        await _apply_marker(env, requester, room_id, receipt_type, event_id, None, statements, notify)
+    if statements:
+        await env.DB.batch(statements)
+        env.NOTIFIER.notify(sorted(notify))
+    return {}
+
+
+# --- presence ------------------------------------------------------------------------------
+
+
+async def notify_presence(env: Any, user_id: str) -> None:
+    """Wake the user's syncs and those of everyone sharing a room with them."""
+    env.NOTIFIER.notify([user_id, *await device_lists.joined_rooms(env.DB, user_id)])
+
+
+async def set_presence_state(
+    env: Any, user_id: str, state: str, status_msg: str | None, *, keep_status: bool = False
+) -> None:
+    """Store a presence change (with a new position) and wake the syncs that see it."""
+    if keep_status:
+        row = await ephemeral_db.get_presence(env.DB, user_id)
+        status_msg = row["status_msg"] if row is not None else None
+    await env.DB.batch(ephemeral_db.put_presence(env.DB, user_id, state, status_msg, now_ms()))
+    await notify_presence(env, user_id)
+
+
+async def put_presence(request: Request, env: Any) -> JsonDict:
+    requester = await require_user(request, env)
+    user_id = request.path_params["user_id"]
+    if user_id != requester.user_id:
+        raise MatrixError(403, Codes.FORBIDDEN, "Cannot set another user's presence")
+    body = await read_json_object(request)
+    state, status_msg = body.get("presence"), body.get("status_msg")
+    if state not in PRESENCE_STATES:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"presence must be one of {', '.join(PRESENCE_STATES)}")
+    if status_msg is not None and not isinstance(status_msg, str):
+        raise MatrixError(400, Codes.BAD_JSON, "status_msg must be a string")
+    await set_presence_state(env, user_id, state, status_msg)
+    return {}
+
+
+async def get_presence(request: Request, env: Any) -> JsonDict:
+    requester = await require_user(request, env)
+    user_id = request.path_params["user_id"]
+    if not is_local_user(env, user_id) or not await user_exists(env.DB, user_id):
+        raise MatrixError(404, Codes.NOT_FOUND, f"Unknown user {user_id}")
+    if user_id != requester.user_id and user_id not in await device_lists.users_sharing_a_room(
+        env.DB, requester.user_id
+    ):
+        raise MatrixError(403, Codes.FORBIDDEN, "You do not share a room with this user")
+    row = await ephemeral_db.get_presence(env.DB, user_id)
+    if row is None:
+        return {"presence": "offline"}
+    return ephemeral_db.presence_content(row, now_ms())
+
+
+routes = [
+    *client_routes("/rooms/{room_id}/typing/{user_id}", set_typing, ["PUT"]),
+    *client_routes("/rooms/{room_id}/receipt/{receipt_type}/{event_id}", post_receipt, ["POST"]),
+    *client_routes("/rooms/{room_id}/read_markers", post_read_markers, ["POST"]),
+    *client_routes("/presence/{user_id}/status", put_presence, ["PUT"]),
+    *client_routes("/presence/{user_id}/status", get_presence, ["GET"]),
+]

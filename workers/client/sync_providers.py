@@ -1,0 +1,197 @@
+"""What ``/sync`` asks of the E2EE and ephemeral streams: one provider per response field.
+
+Spec: client-server API "Syncing" plus the modules "Send-to-Device messaging" (``to_device``),
+"End-to-End Encryption" (``device_lists``, ``device_one_time_keys_count``,
+``device_unused_fallback_key_types``), "Typing Notifications" and "Receipts" (a room's
+``ephemeral`` events) and "Presence" (``presence``, and ``set_presence`` on the request).
+
+Positions are those of the sync token's streams (workers.sync.tokens.StreamToken):
+``to_device``, ``device_lists`` (with ``events`` for membership changes), ``receipts``,
+``typing`` and ``presence``. ``since`` 0 means an initial sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from d1 import device_lists
+from d1 import e2e_keys
+from d1 import ephemeral as ephemeral_db
+from d1 import to_device as to_device_db
+from workers.auth import now_ms
+from workers.client.ephemeral import set_presence_state
+from workers.sync.filters import SyncFilter
+from workers.sync.tokens import StreamToken
+
+JsonDict = dict[str, Any]
+# A sync refreshes the stored last-active time at most this often (ms).
+ACTIVITY_GRANULARITY_MS = 60_000
+
+
+async def to_device_for_sync(
+    env: Any, user_id: str, device_id: str, since_pos: int, upto_pos: int
+) -> tuple[list[JsonDict], int]:
+    """The device's to-device events in (since_pos, upto_pos] and the ``to_device`` position
+    the next token must carry. Messages at or before ``since_pos`` are deleted first: the
+    device acknowledged them by syncing with that token."""
+    return await to_device_db.to_device_for_sync(env.DB, user_id, device_id, since_pos, upto_pos)
+
+
+async def device_lists_for_sync(
+    env: Any,
+    user_id: str,
+    since_devices: int,
+    upto_devices: int,
+    since_events: int,
+    upto_events: int,
+) -> dict[str, list[str]]:
+    """``device_lists`` of an incremental sync ({"changed": [...], "left": [...]}); both empty
+    for an initial sync (``since_devices`` and ``since_events`` 0), where clients download
+    every key they need anyway."""
+    if since_devices == 0 and since_events == 0:
+        return {"changed": [], "left": []}
+    return await device_lists.device_list_changes(
+        env.DB, user_id, since_devices, upto_devices, since_events, upto_events
+    )
+
+
+async def one_time_key_counts(env: Any, user_id: str, device_id: str) -> dict[str, int]:
+    """``device_one_time_keys_count``: algorithm -> unclaimed one-time keys of the device
+    (``signed_curve25519`` always present, as older clients read it)."""
+    counts = await e2e_keys.one_time_key_counts(env.DB, user_id, device_id)
+    return {"signed_curve25519": 0, **counts}
+
+
+async def unused_fallback_key_types(env: Any, user_id: str, device_id: str) -> list[str]:
+    """``device_unused_fallback_key_types``: algorithms whose fallback key is still unused."""
+    return await e2e_keys.unused_fallback_key_types(env.DB, user_id, device_id)
+
+
+async def ephemeral_for_rooms(
+    env: Any,
+    user_id: str,
+    room_ids: list[str],
+    since_receipts: int,
+    upto_receipts: int,
+    since_typing: int,
+    upto_typing: int,
+) -> dict[str, list[JsonDict]]:
+    """room_id -> the room's ``ephemeral`` events for this sync: an ``m.receipt`` with the
+    receipts changed in the window (others' ``m.read.private`` left out; everything on an
+    initial sync) and an ``m.typing`` with the current typers when they changed in the window.
+    Rooms with nothing are absent."""
+    out: dict[str, list[JsonDict]] = {}
+    receipts = await ephemeral_db.receipts_changed(env.DB, room_ids, user_id, since_receipts, upto_receipts)
+    typing = await ephemeral_db.typing_changed(env.DB, room_ids, since_typing, upto_typing, now_ms())
+    for room_id in room_ids:
+        events: list[JsonDict] = []
+        if room_id in receipts:
+            events.append({"type": "m.receipt", "content": receipts[room_id]})
+        if room_id in typing:
+            events.append({"type": "m.typing", "content": {"user_ids": typing[room_id]}})
+        if events:
+            out[room_id] = events
+    return out
+
+
+async def presence_for_sync(env: Any, user_id: str, since_pos: int, upto_pos: int) -> list[JsonDict]:
+    """``presence.events``: ``m.presence`` of the user and of everyone sharing a room with
+    them, for presence changed in (since_pos, upto_pos]."""
+    users = await device_lists.users_sharing_a_room(env.DB, user_id)
+    rows = await ephemeral_db.presence_changed(env.DB, sorted(users), since_pos, upto_pos)
+    now = now_ms()
+    return [
+        {"type": "m.presence", "sender": row["user_id"], "content": ephemeral_db.presence_content(row, now)}
+        for row in rows
+    ]
+
+
+async def presence_on_sync(env: Any, user_id: str, set_presence: str | None) -> None:
+    """Apply ``/sync?set_presence=`` (default ``online``) before reading the streams.
+
+    ``online`` and ``unavailable`` set that state when it differs (a new position, waking
+    the syncs that see it); a sync that changes nothing only refreshes the last-active time,
+    at most once a minute. ``offline`` leaves presence alone (the spec: the client is not
+    marked online by this sync).
+    """
+    state = set_presence or "online"
+    if state not in ("online", "unavailable"):
+        return
+    row = await ephemeral_db.get_presence(env.DB, user_id)
+    if row is None or row["state"] != state:
+        await set_presence_state(env, user_id, state, None, keep_status=True)
+    elif state == "online" and now_ms() - int(row["last_active_ts"]) >= ACTIVITY_GRANULARITY_MS:
+        await ephemeral_db.touch_presence(env.DB, user_id, now_ms())
+
+
+# --- the one call /sync makes --------------------------------------------------------------
+
+
+async def fill_sync_response(
+    env: Any,
+    user_id: str,
+    device_id: str | None,
+    since: StreamToken | None,
+    upto: StreamToken,
+    sync_filter: SyncFilter,
+    body: JsonDict,
+) -> tuple[StreamToken, bool]:
+    """Fill ``to_device``, ``device_lists``, ``device_one_time_keys_count``,
+    ``device_unused_fallback_key_types``, ``presence`` and each joined room's ``ephemeral``
+    in a sync response over (since, upto]. Returns the token for ``next_batch`` (``upto``,
+    or with an earlier to_device position when the device has more messages waiting) and
+    whether anything new was added (a long poll answers at once when so).
+
+    A joined room with only ephemeral news gets an entry with an empty timeline.
+    """
+    db = env.DB
+    start = since or StreamToken()
+    has_data = False
+    next_token = upto
+
+    if device_id is not None:
+        events, to_device_pos = await to_device_for_sync(env, user_id, device_id, start.to_device, upto.to_device)
+        body["to_device"] = {"events": events}
+        next_token = replace(next_token, to_device=to_device_pos)
+        body["device_one_time_keys_count"] = await one_time_key_counts(env, user_id, device_id)
+        body["device_unused_fallback_key_types"] = await unused_fallback_key_types(env, user_id, device_id)
+        has_data = has_data or bool(events)
+
+    if since is not None:
+        lists = await device_lists_for_sync(
+            env, user_id, since.device_lists, upto.device_lists, since.events, upto.events
+        )
+        body["device_lists"] = lists
+        has_data = has_data or bool(lists["changed"] or lists["left"])
+
+    presence_filter = sync_filter.presence
+    if not presence_filter.allows_nothing():
+        presence = [
+            e for e in await presence_for_sync(env, user_id, start.presence, upto.presence)
+            if presence_filter.allows(e)
+        ]
+        body["presence"] = {"events": presence}
+        has_data = has_data or bool(presence)
+
+    room_filter = sync_filter.room
+    if not room_filter.ephemeral.allows_nothing():
+        rooms = [r for r in await device_lists.joined_rooms(db, user_id) if room_filter.allows_room(r)]
+        ephemeral = await ephemeral_for_rooms(
+            env, user_id, rooms, start.receipts, upto.receipts, start.typing, upto.typing
+        )
+        joined = body.setdefault("rooms", {}).setdefault("join", {})
+        for room_id, events in ephemeral.items():
+            events = [e for e in events if room_filter.ephemeral.allows({**e, "room_id": room_id})]
+            if not events:
+                continue
+            entry = joined.get(room_id)
+            if entry is None:
+                entry = joined[room_id] = {
+                    "timeline": {"events": [], "limited": False, "prev_batch": upto.encode()},
+                    "state": {"events": []},
+                    "account_data": {"events": []},
+                }
+            entry["ephemeral"] = {"events": events}
+            has_data = True
+    return next_token, has_data

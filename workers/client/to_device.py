@@ -1,0 +1,72 @@
+"""``PUT /sendToDevice/{eventType}/{txnId}``.
+
+Spec: client-server API "Send-to-Device messaging". The request is idempotent per access
+token's device and txnId: a repeat answers ``{}`` and queues nothing. ``*`` as a device ID
+means every device of that user. Messages to devices that do not exist are dropped, as are
+messages to remote users until federation of EDUs lands (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+
+from d1 import devices as devices_db
+from d1 import to_device as to_device_db
+from d1.database import D1Error
+from workers.auth import is_local_user, is_valid_user_id, now_ms, require_user
+from workers.client import client_routes
+from workers.errors import Codes, MatrixError
+from workers.routing import read_json_object
+
+log = logging.getLogger(__name__)
+
+ALL_DEVICES = "*"
+
+
+async def send_to_device(request: Request, env: Any) -> dict[str, Any]:
+    requester = await require_user(request, env)
+    event_type = request.path_params["event_type"]
+    txn_id = request.path_params["txn_id"]
+    body = await read_json_object(request)
+    messages = body.get("messages")
+    if not isinstance(messages, dict):
+        raise MatrixError(400, Codes.BAD_JSON, "messages must be an object")
+    # Requests of a token without a device are told apart by token.
+    sender_device = requester.device_id or f"token:{requester.token_id}"
+    db = env.DB
+    if await to_device_db.txn_seen(db, requester.user_id, sender_device, txn_id):
+        return {}
+
+    deliveries: list[tuple[str, str, dict[str, Any]]] = []
+    for user_id, per_device in messages.items():
+        if not isinstance(per_device, dict) or not all(isinstance(c, dict) for c in per_device.values()):
+            raise MatrixError(400, Codes.BAD_JSON, "messages must map users to devices to objects")
+        if not is_valid_user_id(user_id):
+            raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid user ID {user_id!r}")
+        if not is_local_user(env, user_id):
+            log.info("to-device %s for remote user %s dropped: no federation yet", event_type, user_id)
+            continue
+        known = [d["device_id"] for d in await devices_db.list_devices(db, user_id)]
+        for device_id, content in per_device.items():
+            targets = known if device_id == ALL_DEVICES else [device_id] if device_id in known else []
+            deliveries += [(user_id, target, content) for target in targets]
+
+    statements = to_device_db.send_statements(
+        db, requester.user_id, sender_device, txn_id, event_type, deliveries, now_ms()
+    )
+    try:
+        await db.batch(statements)
+    except D1Error:
+        # A concurrent request with the same txnId committed first: that one delivered.
+        if await to_device_db.txn_seen(db, requester.user_id, sender_device, txn_id):
+            return {}
+        raise
+    if deliveries:
+        env.NOTIFIER.notify(sorted({user_id for user_id, _, _ in deliveries}))
+    return {}
+
+
+routes = client_routes("/sendToDevice/{event_type}/{txn_id}", send_to_device, ["PUT"])
