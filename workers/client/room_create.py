@@ -12,6 +12,7 @@ sends, in order, ``m.room.create``, the creator's join, ``m.room.power_levels`` 
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from typing import Any
 
@@ -20,12 +21,15 @@ from starlette.routing import Route
 
 from d1.accounts import get_profile
 from durable.events import build_event
+from durable.events.event import Event
 from durable.events.identifiers import is_valid_user_id
 from durable.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
 from workers.auth import require_user
 from workers.errors import Codes, MatrixError, bad_json, invalid_param
 from workers.room_access import room_stub
 from workers.routing import client_routes, read_json_object
+
+CREATE_ATTEMPTS = 8
 
 PRESETS = {
     "private_chat": {"join_rule": "invite", "history_visibility": "shared", "guest_access": "can_join"},
@@ -71,6 +75,35 @@ def default_power_levels(
 
 def _state_template(sender: str, event_type: str, content: dict[str, Any], state_key: str = "") -> dict[str, Any]:
     return {"sender": sender, "type": event_type, "state_key": state_key, "content": content}
+
+
+def _create_event(
+    env: Any, room_version: RoomVersion, creator: str, content: dict[str, Any], attempt: int
+) -> Event:
+    """The signed ``m.room.create`` event; ``attempt`` > 0 moves its timestamp a few random
+    milliseconds ahead so that its hash (the v12 room ID) differs from a colliding one."""
+    room_id = None
+    if not room_version.room_id_is_create_event_hash:
+        room_id = f"!{os.urandom(9).hex()}:{env.config.server_name}"
+    origin_server_ts = int(time.time() * 1000)
+    if attempt:
+        origin_server_ts += 1 + secrets.randbelow(10 * attempt)
+    return build_event(
+        room_version,
+        room_id=room_id,
+        sender=creator,
+        type="m.room.create",
+        state_key="",
+        content=content,
+        prev_event_ids=[],
+        auth_event_ids=[],
+        depth=1,
+        origin_server_ts=origin_server_ts,
+        server_name=env.config.server_name,
+        signing_key=env.signing_key,
+        event_id_localpart=os.urandom(12).hex() if room_version.event_id_in_event else None,
+        get_event_hashes=(lambda _: {}) if room_version.event_id_in_event else None,
+    )
 
 
 async def member_content(env: Any, user_id: str, membership: str) -> dict[str, Any]:
@@ -156,28 +189,8 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
         if not isinstance(additional, list):
             raise bad_json("additional_creators must be a list of user IDs")
         create_content["additional_creators"] = list(dict.fromkeys([*additional, *invitees]))
-    room_id = None
-    if not room_version.room_id_is_create_event_hash:
-        room_id = f"!{os.urandom(9).hex()}:{server_name}"
-    create = build_event(
-        room_version,
-        room_id=room_id,
-        sender=creator,
-        type="m.room.create",
-        state_key="",
-        content=create_content,
-        prev_event_ids=[],
-        auth_event_ids=[],
-        depth=1,
-        origin_server_ts=int(time.time() * 1000),
-        server_name=server_name,
-        signing_key=env.signing_key,
-        event_id_localpart=os.urandom(12).hex() if room_version.event_id_in_event else None,
-        get_event_hashes=(lambda _: {}) if room_version.event_id_in_event else None,
-    )
-    room_id = create.room_id
-
-    # 2.. the rest, as templates the room actor builds and authorises in order.
+    # 2.. everything after the create event, as templates the room actor builds and
+    # authorises in order.
     templates: list[dict[str, Any]] = []
     templates.append(
         _state_template(creator, "m.room.member", await member_content(env, creator, "join"), creator)
@@ -209,8 +222,21 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
             content["is_direct"] = True
         templates.append(_state_template(creator, "m.room.member", content, invitee))
 
-    stub = room_stub(env, room_id)
-    await stub.create_room(room_version.identifier, dict(create.pdu), templates, visibility == "public")
+    # 1. m.room.create, built last because in room version 12 it defines the room ID: two
+    # requests with the same content in the same millisecond would hash to the same room,
+    # so a collision is retried with a perturbed origin_server_ts (the actor refuses the
+    # second create of a room with M_ROOM_IN_USE).
+    for attempt in range(CREATE_ATTEMPTS):
+        create = _create_event(env, room_version, creator, create_content, attempt)
+        room_id = create.room_id
+        try:
+            await room_stub(env, room_id).create_room(
+                room_version.identifier, dict(create.pdu), templates, visibility == "public"
+            )
+            break
+        except MatrixError as exc:
+            if exc.errcode != Codes.ROOM_IN_USE.value or attempt == CREATE_ATTEMPTS - 1:
+                raise
     if alias is not None:
         await env.DB.prepare(
             "INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES (?,?,?,?)"

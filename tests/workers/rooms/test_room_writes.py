@@ -8,6 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.workers.rooms.conftest import SERVER, V3, Harness, make_app
+from workers.client import room_create
 
 VERSIONS = ["2", "6", "10", "11", "12"]
 
@@ -34,6 +35,20 @@ def test_create_room_sends_the_spec_sequence(hs: Harness, version: str) -> None:
     create = hs.state_content(room_id, "m.room.create")
     assert create["room_version"] == version
     assert ("creator" in create) == (version in ("2", "6", "10"))
+
+
+def test_identical_v12_creates_in_one_millisecond_get_distinct_rooms(
+    hs: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A v12 room ID is the create event's hash: the same creator and content at the same
+    # origin_server_ts would name the same room, so the second create must be retried.
+    alice = hs.user("alice")
+    monkeypatch.setattr(room_create.time, "time", lambda: 1_700_000_000.0)
+    first = hs.create_room(alice, room_version="12", preset="public_chat")
+    second = hs.create_room(alice, room_version="12", preset="public_chat")
+    assert first != second
+    assert hs.state_content(second, "m.room.create")["room_version"] == "12"
+    assert hs.summary(second)["room_version"] == "12"
 
 
 def test_trusted_private_chat_in_v12_makes_invitees_creators(hs: Harness) -> None:
