@@ -1,0 +1,132 @@
+"""Interop with a real Synapse: key exchange both ways and federation queries both ways.
+
+Our server runs with its TLS federation listener (as ``matrix-edge serve --federation-port``
+would) and Synapse with its own; each names itself ``localhost:<federation port>``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from signedjson.key import get_verify_key
+from signedjson.sign import verify_signed_json
+
+from d1 import accounts as accounts_db
+from tests.federation.local_server import LocalServer
+from tests.federation.synapse_peer import SynapsePeer
+from workers.federation.key_store import fetch_server_keys, get_verify_key as stored_key
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapsePeer]:
+    if importlib.util.find_spec("synapse") is None:
+        message = "matrix-synapse is not installed (make test installs the interop extra)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    peer = SynapsePeer(tmp_path_factory.mktemp("synapse")).start()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    server = LocalServer(tmp_path_factory.mktemp("ours")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(ours: LocalServer) -> str:
+    user_id = f"@alice:{ours.server_name}"
+    db = ours.env.DB
+    ours.run(db.batch, accounts_db.insert_user(db, user_id, "alice", None, int(time.time() * 1000)))
+    ours.run(accounts_db.set_profile_field, db, user_id, "displayname", "Alice on matrix-edge")
+    return user_id
+
+
+@pytest.fixture(scope="module")
+def bob(synapse: SynapsePeer) -> dict[str, str]:
+    account = synapse.register("bob")
+    with synapse.client(account["access_token"]) as client:
+        response = client.put(
+            f"/profile/{urllib.parse.quote(account['user_id'])}/displayname",
+            json={"displayname": "Bob on Synapse"},
+        )
+        response.raise_for_status()
+    return account
+
+
+def test_we_fetch_and_verify_synapse_keys(ours: LocalServer, synapse: SynapsePeer) -> None:
+    response = ours.run(fetch_server_keys, ours.env, synapse.server_name)
+    key_id = f"ed25519:{synapse.signing_key.version}"
+    assert response["server_name"] == synapse.server_name and key_id in response["verify_keys"]
+    key = ours.run(stored_key, ours.env, synapse.server_name, key_id, int(time.time() * 1000))
+    assert key.encode() == get_verify_key(synapse.signing_key).encode()
+
+
+def test_we_query_a_synapse_profile(ours: LocalServer, synapse: SynapsePeer, bob: dict[str, str]) -> None:
+    # Synapse checks our X-Matrix signature, fetching our keys from our TLS listener.
+    profile = ours.run(
+        ours.env.FEDERATION.get_json, synapse.server_name, "/_matrix/federation/v1/query/profile",
+        {"user_id": bob["user_id"]},
+    )
+    assert profile["displayname"] == "Bob on Synapse"
+
+
+def test_synapse_queries_our_profile(
+    ours: LocalServer, synapse: SynapsePeer, alice: str, bob: dict[str, str]
+) -> None:
+    # Bob asks Synapse; Synapse asks us over federation; we check Synapse's signature.
+    with synapse.client(bob["access_token"]) as client:
+        response = client.get(f"/profile/{urllib.parse.quote(alice)}")
+    assert response.status_code == 200, response.text
+    assert response.json()["displayname"] == "Alice on matrix-edge"
+    with synapse.client(bob["access_token"]) as client:
+        missing = client.get(f"/profile/{urllib.parse.quote('@nobody:' + ours.server_name)}")
+    assert missing.status_code == 404
+
+
+def test_synapse_resolves_our_alias(ours: LocalServer, synapse: SynapsePeer, alice: str, bob: dict[str, str]) -> None:
+    alias = f"#lobby:{ours.server_name}"
+    room_id = f"!lobby:{ours.server_name}"
+    db = ours.env.DB
+    ours.run(
+        db.prepare("INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES (?, ?, ?, 0)")
+        .bind(alias, room_id, alice).run
+    )
+    with synapse.client(bob["access_token"]) as client:
+        response = client.get(f"/directory/room/{urllib.parse.quote(alias)}")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"room_id": room_id, "servers": [ours.server_name]}
+
+
+def test_synapse_as_notary_serves_our_keys(ours: LocalServer, synapse: SynapsePeer) -> None:
+    body = ours.run(
+        ours.env.FEDERATION.get_json, synapse.server_name,
+        f"/_matrix/key/v2/query/{urllib.parse.quote(ours.server_name)}",
+    )
+    (keys,) = body["server_keys"]
+    verify_signed_json(keys, ours.server_name, get_verify_key(ours.env.signing_key))
+    verify_signed_json(keys, synapse.server_name, get_verify_key(synapse.signing_key))
+
+
+def test_we_serve_synapse_keys_as_notary(ours: LocalServer, synapse: SynapsePeer) -> None:
+    import httpx
+
+    url = f"{ours.client_url}/_matrix/key/v2/query/{urllib.parse.quote(synapse.server_name)}"
+    (keys,) = httpx.get(url, timeout=30).json()["server_keys"]
+    verify_signed_json(keys, synapse.server_name, get_verify_key(synapse.signing_key))
+    verify_signed_json(keys, ours.server_name, get_verify_key(ours.env.signing_key))
