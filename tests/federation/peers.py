@@ -34,6 +34,7 @@ class ForgedPeer:
         self.valid_for_ms = DAY_MS
         self.key_requests = 0
         self.reachable = True
+        self.transactions: list[dict[str, Any]] = []
 
     @property
     def key_id(self) -> str:
@@ -100,6 +101,9 @@ class PeerNetwork:
         if request.url.path == "/_matrix/key/v2/server":
             peer.key_requests += 1
             return httpx.Response(200, json=peer.key_response())
+        if request.url.path.startswith("/_matrix/federation/v1/send/"):
+            peer.transactions.append(json.loads(request.content))
+            return httpx.Response(200, json={"pdus": {}})
         return httpx.Response(404, json={"errcode": "M_UNRECOGNIZED", "error": "no such path"})
 
     def transport(self) -> httpx.MockTransport:

@@ -164,3 +164,21 @@ def test_directory_query(fed: FedApp, peer: ForgedPeer, alice: str) -> None:
 def test_version_needs_no_auth(fed: FedApp) -> None:
     body = fed.client.get("/_matrix/federation/v1/version").json()
     assert body["server"]["name"] == "matrix-edge"
+
+
+def test_a_request_from_a_backed_off_destination_wakes_its_queue(fed: FedApp, peer: ForgedPeer, alice: str) -> None:
+    stub = fed.env.DESTINATIONS.get_by_name("remote.test")
+    peer.reachable = False
+    fed.call(stub.enqueue_pdu, {"type": "m.room.message", "content": {}})
+    deadline = time.monotonic() + 5
+    while fed.call(stub.status)["retry"] is None:
+        assert time.monotonic() < deadline, "the send never failed"
+        time.sleep(0.02)
+    assert fed.call(stub.status)["alarm_ms"] > time.time() * 1000 + 1000  # backing off for seconds
+    peer.reachable = True
+    assert get_profile(fed, peer, alice).status_code == 200  # the peer shows it is back
+    deadline = time.monotonic() + 5
+    while fed.call(stub.status)["sent_transactions"] != 1:
+        assert time.monotonic() < deadline, "the queue was not woken"
+        time.sleep(0.02)
+    assert len(peer.transactions) == 1 and peer.transactions[0]["origin"] == OURS
