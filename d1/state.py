@@ -74,3 +74,49 @@ def group_row(
 ) -> tuple[Any, ...]:
     """Bind values for inserting a state group (used by the room actor)."""
     return (group_id, room_id, prev_group, chain_len, json.dumps(delta))
+
+
+async def state_before_event(db: D1Database, event_id: str) -> StateMap | None:
+    """The room state just before an event (spec: the state "at" an event, as /state_ids
+    serves it). A state event records the event it replaced in ``local_unsigned``."""
+    row = await db.prepare(
+        "SELECT state_group, state_key, type, local_unsigned FROM events WHERE event_id = ?"
+    ).bind(event_id).first()
+    if row is None or row["state_group"] is None:
+        return None
+    state = await state_for_group(db, row["state_group"])
+    if row["state_key"] is None:
+        return state
+    key = (row["type"], row["state_key"])
+    unsigned = json.loads(row["local_unsigned"]) if row["local_unsigned"] else {}
+    replaced = unsigned.get("replaces_state")
+    if isinstance(replaced, str):
+        state[key] = replaced
+    elif state.get(key) == event_id:
+        del state[key]
+    return state
+
+
+async def auth_chain_ids(db: D1Database, event_ids: list[str]) -> set[str]:
+    """Every event reachable from ``event_ids`` through ``auth_events`` (not including the
+    starting events unless they are reached). Handles room v1/v2 ``[id, hashes]`` pairs."""
+    if not event_ids:
+        return set()
+    chain: set[str] = set()
+    frontier = list(dict.fromkeys(event_ids))
+    while frontier:
+        found: set[str] = set()
+        for start in range(0, len(frontier), 90):
+            part = frontier[start:start + 90]
+            marks = ",".join("?" * len(part))
+            rows = (
+                await db.prepare(
+                    "SELECT CASE WHEN j.type = 'array' THEN json_extract(j.value, '$[0]')"
+                    " ELSE j.value END AS id FROM events e, json_each(e.json, '$.auth_events') j"
+                    f" WHERE e.event_id IN ({marks})"
+                ).bind(*part).all()
+            ).results
+            found.update(r["id"] for r in rows if isinstance(r["id"], str))
+        frontier = sorted(found - chain)
+        chain |= found
+    return chain

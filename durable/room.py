@@ -204,6 +204,7 @@ class RoomActor(DurableObject):
         db = self.env.DB
         if event.is_state():
             key = event.key
+            local_unsigned = {**self._replaced_state(key, self.state), **(local_unsigned or {})} or None
             new_state = dict(self.state)
             new_state[key] = event.event_id
             prev_group, chain_len, delta = next_group(
@@ -228,6 +229,19 @@ class RoomActor(DurableObject):
                     redact(target.pdu, target.room_version), target.room_version, target.event_id
                 )
 
+    def _replaced_state(self, key: StateKey, state_before: Mapping[StateKey, str]) -> dict[str, Any]:
+        """``replaces_state``/``prev_content``/``prev_sender`` of a state event, kept in
+        ``local_unsigned`` (clients see them in ``unsigned``; /state_ids uses replaces_state)."""
+        replaced_id = state_before.get(key)
+        if replaced_id is None:
+            return {}
+        out: dict[str, Any] = {"replaces_state": replaced_id}
+        replaced = self.events.get(replaced_id)
+        if replaced is not None:
+            out["prev_content"] = dict(replaced.content)
+            out["prev_sender"] = replaced.sender
+        return out
+
     def _snapshot(self) -> tuple[Any, ...]:
         return (dict(self.state), dict(self.events), list(self.extremities), self.depth,
                 self.state_group, self.group_chain_len, self.room_version)
@@ -236,13 +250,46 @@ class RoomActor(DurableObject):
         (self.state, self.events, self.extremities, self.depth,
          self.state_group, self.group_chain_len, self.room_version) = snapshot
 
-    async def _commit(self, plan: PersistPlan, notify_users: set[str]) -> int:
-        """Commit the plan in one D1 batch; return the stream ordering of its last event."""
+    async def _commit(
+        self, plan: PersistPlan, notify_users: set[str], fan_out: list[Event] | None = None
+    ) -> int:
+        """Commit the plan in one D1 batch, then wake syncs and hand our own new events to
+        the other servers in the room; return the stream ordering of the last event."""
         db = self.env.DB
         set_room_state_group(db, plan, self.state_group)
         results = await db.batch(plan.statements)
         self.env.NOTIFIER.notify([self.room_id, *notify_users])
+        if fan_out:
+            await self._send_to_servers(fan_out)
         return results[plan.event_statements[-1]].results[0]["stream_ordering"]
+
+    def servers_in_room(self) -> set[str]:
+        """Servers with a joined member in the current state."""
+        servers = set()
+        for (event_type, state_key), event_id in self.state.items():
+            if event_type == "m.room.member":
+                event = self.events.get(event_id)
+                if event is not None and event.membership == "join" and ":" in state_key:
+                    servers.add(state_key.split(":", 1)[1])
+        return servers
+
+    async def _send_to_servers(self, events: list[Event]) -> None:
+        """Queue events on the outbound queue of every other server in the room (and of a
+        member event's target, e.g. an invited or kicked remote user)."""
+        own = self.env.config.server_name
+        servers = self.servers_in_room()
+        for event in events:
+            if event.type == "m.room.member" and event.state_key and ":" in event.state_key:
+                servers.add(event.state_key.split(":", 1)[1])
+        servers.discard(own)
+        if not servers or getattr(self.env, "DESTINATIONS", None) is None:
+            return
+        for server in sorted(servers):
+            stub = self.env.DESTINATIONS.get_by_name(server)
+            try:
+                await stub.enqueue([dict(e.pdu) for e in events], [])
+            except Exception:  # the events are committed; a queue failure must not undo that
+                log.exception("room %s: could not queue %d events for %s", self.room_id, len(events), server)
 
     def _prune_event_cache(self) -> None:
         keep = set(self.state.values()) | set(self.extremities)
@@ -299,7 +346,7 @@ class RoomActor(DurableObject):
                     unsigned = {"invite_room_state": self._stripped_state()}
                     users.add(event.state_key or "")
                 self._plan_accept(plan, event, unsigned)
-            await self._commit(plan, users)
+            await self._commit(plan, users, fan_out=[self.events[e] for e in plan.event_ids])
         except BaseException:
             self._restore(snapshot)
             raise
@@ -348,7 +395,7 @@ class RoomActor(DurableObject):
             if txn is not None:
                 record_txn(db, plan, sender, txn["device_id"], txn["txn_id"], event.event_id,
                            self._now_ms())
-            stream = await self._commit(plan, users)
+            stream = await self._commit(plan, users, fan_out=[event])
         except BaseException:
             self._restore(snapshot)
             raise
@@ -531,7 +578,7 @@ class RoomActor(DurableObject):
             await self._load_events(missing - unknown, with_auth_chains=True)
         return result
 
-    async def receive_pdu(self, origin: str, pdu: dict[str, Any]) -> dict[str, Any]:
+    async def receive_pdu(self, origin: str, pdu: dict[str, Any], fan_out: bool = False) -> dict[str, Any]:
         """Take a PDU from another server through the receipt checks, in the spec's order
         (server-server API "Checks performed on receipt of a PDU"):
 
@@ -543,6 +590,8 @@ class RoomActor(DurableObject):
         Returns ``{"event_id", "outcome", "reason"}`` with outcome ``accepted``,
         ``soft_failed``, ``rejected``, ``dropped``, ``duplicate``, or ``missing`` (with the
         unknown ``auth_events``/``prev_events`` listed, for the caller to fetch and retry).
+        With ``fan_out`` (send_join, send_leave, send_knock: the resident server passes the
+        event on), an accepted event is queued for the room's other servers.
         """
         room_version = self._require_room()
         if pdu.get("room_id") != self.room_id:
@@ -560,9 +609,11 @@ class RoomActor(DurableObject):
         if missing_auth or missing_prev:
             return {"event_id": event.event_id, "outcome": "missing", "reason": "unknown events",
                     "auth_events": missing_auth, "prev_events": missing_prev}
-        return await self._accept_remote(event, known)
+        return await self._accept_remote(event, known, fan_out=fan_out)
 
-    async def _accept_remote(self, event: Event, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    async def _accept_remote(
+        self, event: Event, known: dict[str, dict[str, Any]], fan_out: bool = False
+    ) -> dict[str, Any]:
         room_version = self._require_room()
         await self._load_events(set(event.auth_event_ids) | set(event.prev_event_ids), with_auth_chains=False)
         create = self._state_event("m.room.create")
@@ -613,8 +664,10 @@ class RoomActor(DurableObject):
                 await self.env.DB.batch(plan.statements)
                 log.info("room %s: soft-failed %s: %s", self.room_id, event.event_id, reason)
                 return {"event_id": event.event_id, "outcome": "soft_failed", "reason": reason}
-            insert_event(self.env.DB, plan, event, state_group=group,
-                         local_unsigned=self._remote_unsigned(event))
+            unsigned = self._remote_unsigned(event) or {}
+            if event.is_state():
+                unsigned = {**self._replaced_state(event.key, state_before), **unsigned}
+            insert_event(self.env.DB, plan, event, state_group=group, local_unsigned=unsigned or None)
             self.events[event.event_id] = event
             removed = [e for e in event.prev_event_ids if e in self.extremities]
             new_extremities = [e for e in self.extremities if e not in removed] + [event.event_id]
@@ -636,7 +689,7 @@ class RoomActor(DurableObject):
             users = {event.state_key} if event.type == "m.room.member" and event.state_key else set()
             if event.type == "m.room.redaction" and event.redacts is not None:
                 await self._plan_remote_redaction(plan, event)
-            await self._commit(plan, users)  # type: ignore[arg-type]
+            await self._commit(plan, users, fan_out=[event] if fan_out else None)  # type: ignore[arg-type]
         except BaseException:
             self._restore(snapshot)
             raise
@@ -767,6 +820,230 @@ class RoomActor(DurableObject):
             await self.env.DB.batch(plan.statements)
         return {"outcomes": outcomes}
 
+    async def store_event_with_state(
+        self, origin: str, pdu: dict[str, Any], state_before: list[list[str]]
+    ) -> dict[str, Any]:
+        """Store an event whose own prev_events we cannot get, with the state before it as
+        another server told us (``/state_ids``; the events must already be stored): checks
+        1 to 5 as for any PDU, against that state. It becomes a backwards extremity: an
+        outlier with state, so later events can be built on it."""
+        room_version = self._require_room()
+        try:
+            event = await receive_checks(pdu, room_version, self._get_key)
+        except Dropped as exc:
+            return {"event_id": None, "outcome": "dropped", "reason": exc.reason}
+        known = await self._known([event.event_id])
+        if event.event_id in known and known[event.event_id]["state_group"] is not None:
+            return {"event_id": event.event_id, "outcome": "duplicate", "reason": ""}
+        state = {(t, k): e for t, k, e in state_before}
+        await self._load_events(set(state.values()) | set(event.auth_event_ids), with_auth_chains=False)
+        unknown = [e for e in [*state.values(), *event.auth_event_ids] if e not in self.events]
+        if unknown:
+            return {"event_id": event.event_id, "outcome": "missing", "reason": "unknown events",
+                    "auth_events": unknown, "prev_events": []}
+        create = self._state_event("m.room.create")
+        extra = [create] if create is not None and not room_version.create_event_in_auth_events else []
+        reason = None
+        try:
+            check_event_auth(event, [self.events[e] for e in event.auth_event_ids] + extra)
+            check_auth_rules(event, self._auth_state(event, state))
+        except AuthError as exc:
+            reason = exc.reason
+        plan = PersistPlan(self.room_id)
+        if reason is not None:
+            insert_event(self.env.DB, plan, Event(event.pdu, room_version, event.event_id, reason),
+                         state_group=None, outlier=True)
+            await self.env.DB.batch(plan.statements)
+            return {"event_id": event.event_id, "outcome": "rejected", "reason": reason}
+        state_after = dict(state)
+        if event.is_state():
+            state_after[event.key] = event.event_id
+        group = f"sg_{os.urandom(12).hex()}"
+        insert_state_group(self.env.DB, plan, group, None, 0,
+                           [[t, k, e] for (t, k), e in sorted(state_after.items())])
+        unsigned = self._replaced_state(event.key, state) if event.is_state() else {}
+        insert_event(self.env.DB, plan, event, state_group=group, outlier=True,
+                     local_unsigned=unsigned or None)
+        await self.env.DB.batch(plan.statements)
+        return {"event_id": event.event_id, "outcome": "stored", "reason": ""}
+
+    async def store_remote_membership(
+        self, room_version: str, pdu: dict[str, Any], invite_room_state: list[Any] | None = None
+    ) -> dict[str, Any]:
+        """Keep a membership event of one of our users in a room hosted elsewhere (an invite
+        we countersigned, with its stripped state; or our leave rejecting it): stored as an
+        outlier, so the user's sync shows it (spec: server-server "Inviting to a room",
+        "Leaving Rooms"). Rooms we are in get such events again through a transaction."""
+        try:
+            version = get_room_version(room_version)
+        except UnsupportedRoomVersion as exc:
+            raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, str(exc)) from exc
+        try:
+            validate_pdu(pdu, version)
+            event = event_from_pdu(pdu, version)
+        except InvalidEvent as exc:
+            raise MatrixError(400, Codes.BAD_JSON, f"Invalid invite event: {exc.reason}") from exc
+        if event.room_id != self.room_id:
+            raise MatrixError(400, Codes.BAD_JSON, "The invite is for another room")
+        if await self._known([event.event_id]):
+            return {"event_id": event.event_id}
+        db = self.env.DB
+        plan = PersistPlan(self.room_id)
+        if self.room_version is None:
+            plan.statements.append(
+                db.prepare(
+                    "INSERT OR REPLACE INTO remote_room_versions (room_id, room_version) VALUES (?, ?)"
+                ).bind(self.room_id, version.identifier)
+            )
+        unsigned = None
+        if invite_room_state is not None:
+            name = "knock_room_state" if event.membership == "knock" else "invite_room_state"
+            unsigned = {name: [s for s in invite_room_state if isinstance(s, dict)]}
+        insert_event(db, plan, event, state_group=None, outlier=True, local_unsigned=unsigned)
+        await db.batch(plan.statements)
+        self.env.NOTIFIER.notify([event.state_key or ""])
+        return {"event_id": event.event_id}
+
+    async def prepare_event(
+        self, sender: str, type: str, content: dict[str, Any], state_key: str | None = None
+    ) -> dict[str, Any]:
+        """Build and authorise a local event without persisting it, for a handshake with
+        another server first (an invite to a remote user: spec "Inviting to a room")."""
+        self._require_room()
+        event = self._build(sender, type, content, state_key)
+        self._check_auth(event)
+        return dict(event.pdu)
+
+    async def send_prepared(self, pdu: dict[str, Any]) -> dict[str, Any]:
+        """Persist one of our own events built by ``prepare_event`` (possibly carrying
+        another server's signature by now), taking it through the same checks as any PDU
+        since the room may have moved on meanwhile, then send it to the room's servers."""
+        room_version = self._require_room()
+        event = event_from_pdu(pdu, room_version)
+        if event.sender.split(":", 1)[-1] != self.env.config.server_name:
+            raise MatrixError(400, Codes.BAD_JSON, "Only our own events can be sent this way")
+        known = await self._known([event.event_id, *event.prev_event_ids, *event.auth_event_ids])
+        result = await self._accept_remote(event, known, fan_out=True)
+        if result["outcome"] != "accepted":
+            raise MatrixError(403, Codes.FORBIDDEN, f"Not allowed: {result['reason']}")
+        return {"event_id": event.event_id}
+
+    # --- federation membership handshakes -------------------------------------------------
+    async def make_membership_event(self, user_id: str, membership: str) -> dict[str, Any]:
+        """The event template a remote server asks for with make_join/make_leave/make_knock
+        (spec: server-server "Joining Rooms", "Leaving Rooms", "Knocking"): prev_events,
+        auth_events and depth from our current state, checked against the auth rules so an
+        unauthorised handshake is refused here (403) rather than at send_*."""
+        room_version = self._require_room()
+        content: dict[str, Any] = {"membership": membership}
+        if membership == "join":
+            await self._authorise_restricted_join(user_id, content)
+        prev = sorted(self.extremities, key=lambda e: -self.events[e].depth)[:MAX_PREV_EVENTS]
+        template: dict[str, Any] = {
+            "type": "m.room.member",
+            "room_id": self.room_id,
+            "sender": user_id,
+            "state_key": user_id,
+            "content": content,
+            "origin_server_ts": self._now_ms(),
+            "depth": min(max(self.events[e].depth for e in prev) + 1, MAX_DEPTH),
+            "prev_events": prev,
+            "auth_events": self._auth_event_ids("m.room.member", user_id, user_id, content),
+        }
+        if not room_version.updated_redaction_rules:
+            template["origin"] = user_id.split(":", 1)[1]
+        if room_version.event_id_in_event:
+            template["prev_events"] = [[e, dict(self._hashes_of(e))] for e in prev]
+            template["auth_events"] = [[e, dict(self._hashes_of(e))] for e in template["auth_events"]]
+        probe = Event({**template, "hashes": {}, "signatures": {}}, room_version, "$probe")
+        auth_events = [self.events[e] for e in probe.auth_event_ids]
+        create = self._state_event("m.room.create")
+        if create is not None and not room_version.create_event_in_auth_events:
+            auth_events.append(create)
+        try:
+            check_event_auth(probe, auth_events)
+        except AuthError as exc:
+            raise MatrixError(403, Codes.FORBIDDEN, f"You cannot {membership} this room: {exc.reason}") from exc
+        return {"event": template, "room_version": room_version.identifier}
+
+    async def join_remote_room(
+        self, room_version: str, join_pdu: dict[str, Any], state: list[dict[str, Any]],
+        auth_chain: list[dict[str, Any]], origin: str,
+    ) -> dict[str, Any]:
+        """Become a member of a room hosted elsewhere, from a send_join answer: store the
+        auth chain and state as outliers (each checked for format, signatures and against
+        its own auth events), check our join against that state, then persist it as the
+        room's first DAG event here (spec: server-server "Joining Rooms", the joining
+        server's checks of the response)."""
+        try:
+            version = get_room_version(room_version)
+        except UnsupportedRoomVersion as exc:
+            raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, str(exc)) from exc
+        join = event_from_pdu(join_pdu, version)
+        if await self.env.DB.prepare("SELECT 1 FROM events WHERE event_id = ? AND outlier = 0").bind(
+            join.event_id
+        ).first():
+            return {"event_id": join.event_id}
+        snapshot = self._snapshot()
+        self.room_version = version
+        try:
+            create_pdu = next((p for p in state if p.get("type") == "m.room.create"
+                               and p.get("state_key") == ""), None)
+            if create_pdu is None:
+                raise MatrixError(502, Codes.UNKNOWN, f"{origin} sent a room state without a create event")
+            create = event_from_pdu(create_pdu, version)
+            if create.room_id != self.room_id:
+                raise MatrixError(502, Codes.UNKNOWN, f"{origin} sent the state of another room")
+            db = self.env.DB
+            if not await db.prepare("SELECT 1 FROM rooms WHERE room_id = ?").bind(self.room_id).first():
+                await db.prepare(
+                    "INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (?,?,?,?)"
+                ).bind(self.room_id, version.identifier, create.sender, create.origin_server_ts).run()
+            outcome = await self.store_outliers(auth_chain + state)
+            state_ids = {}
+            for pdu in state:
+                event = event_from_pdu(pdu, version)
+                if outcome["outcomes"].get(event.event_id, "stored") in ("stored", "duplicate"):
+                    state_ids[event.key] = event.event_id
+            await self._load_events(set(state_ids.values()), with_auth_chains=False)
+            rejected = {k for k, e in state_ids.items() if self.events[e].rejected_reason}
+            for key in rejected:
+                del state_ids[key]
+            try:
+                check_auth_rules(join, self._auth_state(join, state_ids))
+            except AuthError as exc:
+                raise MatrixError(
+                    403, Codes.FORBIDDEN, f"Our join is not allowed by the room state: {exc.reason}"
+                ) from exc
+            plan = PersistPlan(self.room_id)
+            before_id = f"sg_{os.urandom(12).hex()}"
+            insert_state_group(db, plan, before_id, None, 0,
+                               [[t, k, e] for (t, k), e in sorted(state_ids.items())])
+            self.state_group = before_id
+            self.group_chain_len = 0
+            self._plan_state_change(plan, state_ids)
+            replace_extremities(db, plan, list(self.extremities), [])
+            self.extremities = []
+            self._plan_accept(plan, join, None)
+            # The join's prev_events are not in our DAG: they are the remote extremities.
+            await self._commit(plan, {join.state_key or ""})
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        log.info("room %s: joined through %s (version %s)", self.room_id, origin, version.identifier)
+        return {"event_id": join.event_id}
+
+    async def sign_restricted_join(self, pdu: dict[str, Any]) -> dict[str, Any]:
+        """Add our signature to a remote restricted join that one of our users authorises
+        (spec: "Restricted rooms", send_join)."""
+        room_version = self._require_room()
+        authoriser = pdu.get("content", {}).get("join_authorised_via_users_server")
+        if not isinstance(authoriser, str) or not authoriser.endswith(":" + self.env.config.server_name):
+            return pdu
+        from durable.events import sign_event
+
+        return sign_event(pdu, room_version, self.env.config.server_name, self.env.signing_key)
+
     async def summary(self) -> dict[str, Any]:
         """The room's version, current state IDs and forward extremities (for workers and tests)."""
         room_version = self._require_room()
@@ -777,6 +1054,16 @@ class RoomActor(DurableObject):
             "extremities": sorted(self.extremities),
             "depth": self.depth,
         }
+
+    async def summary_servers(self) -> dict[str, Any]:
+        """The servers with joined members (for send_join's ``servers_in_room``)."""
+        self._require_room()
+        return {"servers": sorted(self.servers_in_room())}
+
+    async def stripped_state(self) -> list[dict[str, Any]]:
+        """The stripped state of the room (spec: "Stripped state"), for knocks and invites."""
+        self._require_room()
+        return self._stripped_state()
 
     async def state_event_content(self, event_type: str, state_key: str = "") -> dict[str, Any] | None:
         event = self._state_event(event_type, state_key)

@@ -38,6 +38,11 @@ def insert_event(
 ) -> None:
     pdu = dict(event.pdu)
     pdu.pop("unsigned", None)
+    # An event known until now only as an outlier (auth chain, invite) enters the DAG with a
+    # new stream position, so that incremental syncs see it.
+    plan.statements.append(
+        db.prepare("DELETE FROM events WHERE event_id = ? AND outlier = 1").bind(event.event_id)
+    )
     plan.statements.append(
         db.prepare(
             "INSERT INTO events (event_id, room_id, type, state_key, sender, membership, depth,"

@@ -44,7 +44,9 @@ class RoomReader:
         if room_id not in self._versions:
             version = await self.db.prepare(
                 "SELECT room_version FROM rooms WHERE room_id = ?"
-            ).bind(room_id).first("room_version")
+                " UNION ALL SELECT room_version FROM remote_room_versions WHERE room_id = ?"
+                " LIMIT 1"
+            ).bind(room_id, room_id).first("room_version")
             self._versions[room_id] = None if version is None else get_room_version(version)
         return self._versions[room_id]
 

@@ -12,7 +12,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from d1.events import room_version_of
 from d1.state import membership_of
+from workers.federation.outbound import invite_remote, join_remote, knock_remote, leave_remote, resolve_remote_alias
+from workers.federation.query import room_servers
+from workers.federation.server.common import server_in_room
 from durable.events.identifiers import is_valid_user_id
 from workers.auth import require_user
 from workers.client.room_create import member_content
@@ -37,26 +41,56 @@ def _target(body: dict[str, Any]) -> str:
     return user_id
 
 
+def _via(request: Request) -> list[str]:
+    """Servers to go through, from ``via`` (spec v1.12) and the older ``server_name``."""
+    return [*request.query_params.getlist("via"), *request.query_params.getlist("server_name")]
+
+
+async def _target_room(env: Any, room_id_or_alias: str) -> tuple[str, list[str]]:
+    """The room ID and servers to try, resolving local and remote aliases."""
+    if room_id_or_alias.startswith("#") and ":" in room_id_or_alias:
+        if room_id_or_alias.split(":", 1)[1] != env.config.server_name:
+            return await resolve_remote_alias(env, room_id_or_alias)
+    return await resolve_room_id_or_alias(env, room_id_or_alias), []
+
+
+async def _we_are_in(env: Any, room_id: str) -> bool:
+    """Whether this server has a joined member in the room (so it can act locally)."""
+    return await room_version_of(env.DB, room_id) is not None and await server_in_room(
+        env, room_id, env.config.server_name
+    )
+
+
 async def _join(request: Request, env: Any, room_id_or_alias: str) -> dict[str, Any]:
     requester = await require_user(request, env)
     body = await read_json_object(request, allow_empty=True)
-    room_id = await resolve_room_id_or_alias(env, room_id_or_alias)
-    try:
-        await require_room(env, room_id)
-    except MatrixError as exc:
-        if exc.errcode == Codes.NOT_FOUND.value:
-            raise MatrixError(
-                404, Codes.NOT_FOUND,
-                "This server does not know the room; joining rooms on other servers needs federation",
-            ) from exc
-        raise
-    if await membership_of(env.DB, room_id, requester.user_id) == "join":
+    room_id, alias_servers = await _target_room(env, room_id_or_alias)
+    known = await room_version_of(env.DB, room_id) is not None
+    if await _we_are_in(env, room_id) or (known and await room_servers(env, room_id) == [env.config.server_name]):
+        # We are in the room, or nobody elsewhere is: the join is ours to make.
+        if await membership_of(env.DB, room_id, requester.user_id) == "join":
+            return {"room_id": room_id}
+        await room_stub(env, room_id).update_membership(
+            requester.user_id, requester.user_id, "join", _reason(body),
+            {k: v for k, v in (await member_content(env, requester.user_id, "join")).items() if k != "membership"},
+        )
         return {"room_id": room_id}
-    await room_stub(env, room_id).update_membership(
-        requester.user_id, requester.user_id, "join", _reason(body),
-        {k: v for k, v in (await member_content(env, requester.user_id, "join")).items() if k != "membership"},
-    )
+    servers = [*_via(request), *alias_servers, *await _invite_servers(env, room_id, requester.user_id)]
+    if known:
+        servers.extend(await room_servers(env, room_id))
+    await join_remote(env, requester.user_id, room_id, servers, _reason(body))
     return {"room_id": room_id}
+
+
+async def _invite_servers(env: Any, room_id: str, user_id: str) -> list[str]:
+    """The server of whoever invited (or was knocked at by) the user, from an outlier."""
+    rows = (
+        await env.DB.prepare(
+            "SELECT sender FROM events WHERE room_id = ? AND type = 'm.room.member' AND state_key = ?"
+            " AND membership IN ('invite', 'knock') ORDER BY stream_ordering DESC LIMIT 5"
+        ).bind(room_id, user_id).all()
+    ).results
+    return [r["sender"].split(":", 1)[1] for r in rows if ":" in r["sender"]]
 
 
 async def join_by_id_or_alias(request: Request, env: Any) -> dict[str, Any]:
@@ -70,8 +104,10 @@ async def join_room(request: Request, env: Any) -> dict[str, Any]:
 async def knock(request: Request, env: Any) -> dict[str, Any]:
     requester = await require_user(request, env)
     body = await read_json_object(request, allow_empty=True)
-    room_id = await resolve_room_id_or_alias(env, request.path_params["roomIdOrAlias"])
-    await require_room(env, room_id)
+    room_id, alias_servers = await _target_room(env, request.path_params["roomIdOrAlias"])
+    if not await _we_are_in(env, room_id):
+        await knock_remote(env, requester.user_id, room_id, [*_via(request), *alias_servers], _reason(body))
+        return {"room_id": room_id}
     await room_stub(env, room_id).update_membership(
         requester.user_id, requester.user_id, "knock", _reason(body),
         {k: v for k, v in (await member_content(env, requester.user_id, "knock")).items() if k != "membership"},
@@ -88,10 +124,9 @@ async def invite(request: Request, env: Any) -> dict[str, Any]:
         raise MatrixError(400, Codes.UNRECOGNIZED, "Third-party invites are not supported")
     target = _target(body)
     if not target.endswith(":" + env.config.server_name):
-        raise MatrixError(
-            400, Codes.UNRECOGNIZED,
-            "Inviting users on other servers needs federation, which this server does not offer yet",
-        )
+        content = {"reason": _reason(body)} if _reason(body) else {}
+        await invite_remote(env, requester.user_id, room_id, target, content)
+        return {}
     extra = {k: v for k, v in (await member_content(env, target, "invite")).items() if k != "membership"}
     await room_stub(env, room_id).update_membership(
         requester.user_id, target, "invite", _reason(body), extra
@@ -102,8 +137,15 @@ async def invite(request: Request, env: Any) -> dict[str, Any]:
 async def leave(request: Request, env: Any) -> dict[str, Any]:
     requester = await require_user(request, env)
     room_id = request.path_params["roomId"]
-    await require_room(env, room_id)
     body = await read_json_object(request, allow_empty=True)
+    if not await _we_are_in(env, room_id):
+        # An invite or knock to a room hosted elsewhere: reject or withdraw it there.
+        servers = await _invite_servers(env, room_id, requester.user_id)
+        if not servers:
+            raise MatrixError(403, Codes.FORBIDDEN, "You are not in this room")
+        await leave_remote(env, requester.user_id, room_id, servers, _reason(body))
+        return {}
+    await require_room(env, room_id)
     await room_stub(env, room_id).update_membership(
         requester.user_id, requester.user_id, "leave", _reason(body)
     )

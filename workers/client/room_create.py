@@ -26,6 +26,7 @@ from durable.events.identifiers import is_valid_user_id
 from durable.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
 from workers.auth import require_user
 from workers.errors import Codes, MatrixError, bad_json, invalid_param
+from workers.federation.outbound import invite_remote
 from workers.room_access import room_stub
 from workers.routing import client_routes, read_json_object
 
@@ -143,12 +144,7 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
     invitees = body.get("invite", [])
     if not isinstance(invitees, list) or not all(isinstance(u, str) and is_valid_user_id(u) for u in invitees):
         raise invalid_param("invite must be a list of user IDs")
-    for invitee in invitees:
-        if not invitee.endswith(":" + server_name):
-            raise MatrixError(
-                400, Codes.UNRECOGNIZED,
-                "Inviting users on other servers needs federation, which this server does not offer yet",
-            )
+    remote_invitees = [u for u in invitees if not u.endswith(":" + server_name)]
     if body.get("invite_3pid"):
         raise MatrixError(400, Codes.UNRECOGNIZED, "Third-party invites are not supported")
     is_direct = bool(body.get("is_direct", False))
@@ -217,6 +213,8 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
     if "topic" in body:
         templates.append(_state_template(creator, "m.room.topic", {"topic": body["topic"]}))
     for invitee in invitees:
+        if invitee in remote_invitees:
+            continue  # invited over federation once the room exists
         content = await member_content(env, invitee, "invite")
         if is_direct:
             content["is_direct"] = True
@@ -241,6 +239,8 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
         await env.DB.prepare(
             "INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES (?,?,?,?)"
         ).bind(alias, room_id, creator, int(time.time() * 1000)).run()
+    for invitee in remote_invitees:
+        await invite_remote(env, creator, room_id, invitee, {"is_direct": True} if is_direct else {})
     return room_id
 
 
