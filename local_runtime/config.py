@@ -70,10 +70,10 @@ class ServerConfig:
     # Rate limits (requests per second, burst); 0 turns a limit off.
     rc_message_per_second: float = 50.0
     rc_message_burst: int = 500
-    rc_login_per_second: float = 5.0
-    rc_login_burst: int = 30
-    rc_registration_per_second: float = 2.0
-    rc_registration_burst: int = 30
+    rc_login_per_second: float = 10.0
+    rc_login_burst: int = 100
+    rc_registration_per_second: float = 10.0
+    rc_registration_burst: int = 100
     max_upload_size: int = 50 * 1024 * 1024
     enable_legacy_media: bool = True
     url_previews: bool = False

@@ -7,6 +7,8 @@
 - ``env.NOTIFIER``: wakes long-polling syncs (local_runtime.notifier)
 - ``env.MEDIA``: the media bucket, an R2-like blob store (local_runtime.blob_store)
 - ``env.MEDIA_UPLOAD_LIMITER``: per-user rate limit of media uploads (local_runtime.rate_limiter)
+- ``env.MESSAGE_LIMITER``, ``env.LOGIN_LIMITER``, ``env.REGISTRATION_LIMITER``: client rate
+  limits per user (messages) and per client address (login, registration); None when off
 - ``env.server_keys``: verify keys of servers (ours, and remote ones via federation)
 - ``env.hooks``: what account changes mean for rooms (workers/hooks.py)
 - ``env.signing_key``: the server's Ed25519 key, loaded from D1 at start
@@ -42,6 +44,11 @@ DURABLE_OBJECT_CLASSES: dict[str, str] = {
 }
 
 
+def _limiter(per_second: float, burst: int) -> RateLimiter | None:
+    """A token bucket, or None when the limit is configured off (0)."""
+    return RateLimiter(per_second, burst) if per_second > 0 and burst > 0 else None
+
+
 class Env:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -56,6 +63,11 @@ class Env:
         self.MEDIA = BlobStore(data / config.bindings.MEDIA)
         self.MEDIA_UPLOAD_LIMITER = RateLimiter(
             config.media_upload_per_second, config.media_upload_burst
+        )
+        self.MESSAGE_LIMITER = _limiter(config.rc_message_per_second, config.rc_message_burst)
+        self.LOGIN_LIMITER = _limiter(config.rc_login_per_second, config.rc_login_burst)
+        self.REGISTRATION_LIMITER = _limiter(
+            config.rc_registration_per_second, config.rc_registration_burst
         )
         self.signing_key: Any = None
         self.FEDERATION: Any = None

@@ -23,6 +23,7 @@ from workers.client.sessions import (
     login_statements,
     token_pair_statements,
 )
+from workers.ratelimit import limit_login
 from workers.errors import Codes, MatrixError
 from workers.routing import read_json_object
 
@@ -34,6 +35,7 @@ async def login_flows(request: Request, env: Any) -> dict[str, Any]:
 
 
 async def login(request: Request, env: Any) -> dict[str, Any]:
+    await limit_login(request, env)
     body = await read_json_object(request)
     login_type = body.get("type")
     if login_type != "m.login.password":

@@ -27,6 +27,7 @@ from workers.client.sessions import (
     login_statements,
 )
 from workers.client.uia import DUMMY_FLOWS, authenticate
+from workers.ratelimit import limit_registration
 from workers.errors import Codes, MatrixError
 from workers.routing import read_json_object
 
@@ -72,6 +73,7 @@ async def _generated_user_id(env: Any) -> str:
 
 async def register(request: Request, env: Any) -> dict[str, Any] | Response:
     _check_registration_allowed(request, env)
+    await limit_registration(request, env)
     body = await read_json_object(request, allow_empty=True)
     username = body.get("username")
     if username is not None:

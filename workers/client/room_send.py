@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from workers.auth import require_user
 from workers.errors import Codes, MatrixError
+from workers.ratelimit import limit_messages
 from workers.room_access import require_room, room_stub
 from workers.routing import client_routes, read_json_object
 
@@ -30,6 +31,7 @@ def _txn(requester: Any, txn_id: str) -> dict[str, str]:
 
 async def send_message(request: Request, env: Any) -> dict[str, Any]:
     requester = await require_user(request, env)
+    await limit_messages(request, env, requester.user_id)
     room_id = request.path_params["roomId"]
     event_type = request.path_params["eventType"]
     await require_room(env, room_id)
@@ -42,6 +44,7 @@ async def send_message(request: Request, env: Any) -> dict[str, Any]:
 
 async def send_state(request: Request, env: Any) -> dict[str, Any]:
     requester = await require_user(request, env)
+    await limit_messages(request, env, requester.user_id)
     room_id = request.path_params["roomId"]
     event_type = request.path_params["eventType"]
     state_key = request.path_params.get("stateKey", "")
@@ -64,6 +67,7 @@ async def send_state(request: Request, env: Any) -> dict[str, Any]:
 
 async def redact(request: Request, env: Any) -> dict[str, Any]:
     requester = await require_user(request, env)
+    await limit_messages(request, env, requester.user_id)
     room_id = request.path_params["roomId"]
     await require_room(env, room_id)
     body = await read_json_object(request, allow_empty=True)
