@@ -13,16 +13,18 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Callable, Iterator
 
 import pytest
 from nio import (
     AsyncClient,
     AsyncClientConfig,
     Event,
+    JoinError,
     JoinResponse,
     LoginResponse,
     MessageDirection,
+    ProfileSetDisplayNameResponse,
     RedactedEvent,
     RedactionEvent,
     RegisterResponse,
@@ -40,8 +42,6 @@ from nio import (
     RoomRedactResponse,
     RoomSendError,
     RoomSendResponse,
-    JoinError,
-    ProfileSetDisplayNameResponse,
     SyncResponse,
 )
 
@@ -59,7 +59,7 @@ def _config() -> AsyncClientConfig:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EdgeProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeProcess]:
     process = EdgeProcess(tmp_path_factory.mktemp("nio_server"))
     process.start()
     try:
