@@ -75,6 +75,7 @@ class User:
         self.client = client
         self.seen: dict[str, list[Event]] = {}
         self.invites: set[str] = set()
+        self.last_txn = ""
 
     @property
     def user_id(self) -> str:
@@ -108,7 +109,10 @@ class User:
         return [e.event_id for e in self.seen.get(room_id, [])]
 
     async def say(self, room_id: str, body: str) -> str:
-        sent = await self.client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body})
+        self.last_txn = secrets.token_hex(8)
+        sent = await self.client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": body}, tx_id=self.last_txn
+        )
         assert isinstance(sent, RoomSendResponse), sent
         return sent.event_id
 
@@ -372,6 +376,14 @@ async def test_restart_keeps_tokens_and_acknowledged_events(tmp_path: Path) -> N
         server.kill()
         server.start()
         await _after_restart([alice, bob], room_id, since, acked)
+        # A client retrying its last send (same transaction ID) after the crash gets the same
+        # event back, not a duplicate.
+        retried = await bob.client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": "bob before kill 2"},
+            tx_id=bob.last_txn,
+        )
+        assert isinstance(retried, RoomSendResponse), retried
+        assert retried.event_id == acked[-1]
         # Access tokens survive and both users carry on in both directions.
         await _talk(alice, bob, room_id, ["alive after kill"])
         await _talk(bob, alice, room_id, ["bob alive after kill"])
