@@ -37,23 +37,36 @@ def progress(label: str, done: int, total: int) -> None:
     print(f"\r  {label}: {done}/{total}", end="", file=sys.stderr, flush=True)
 
 
-async def local_events(version: str, count: int) -> float:
+async def local_events(version: str, count: int, rooms: int) -> float:
+    """Events/s sent through ``rooms`` room actors at once (each room's sends in order)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = Env(load_config(data_dir=tmp, server_name=SERVER))
         await env.start()
         try:
-            room_id = await create_room_for(env, f"@alice:{SERVER}", {"room_version": version})
-            stub = env.ROOMS.get_by_name(room_id)
+            stubs = [
+                env.ROOMS.get_by_name(await create_room_for(env, f"@alice:{SERVER}", {"room_version": version}))
+                for _ in range(rooms)
+            ]
+            per_room = max(1, count // rooms)
+            done = 0
+
+            async def sender(stub: object) -> None:
+                nonlocal done
+                for i in range(per_room):
+                    await stub.send_event(  # type: ignore[attr-defined]
+                        f"@alice:{SERVER}", "m.room.message", {"msgtype": "m.text", "body": f"m{i}"}
+                    )
+                    done += 1
+                    if done % max(1, count // 20) == 0:
+                        progress(f"local events over {rooms} room(s)", done, per_room * rooms)
+
             started = time.perf_counter()
-            for i in range(count):
-                await stub.send_event(f"@alice:{SERVER}", "m.room.message", {"msgtype": "m.text", "body": f"m{i}"})
-                if i % max(1, count // 20) == 0:
-                    progress("local events", i + 1, count)
+            await asyncio.gather(*(sender(stub) for stub in stubs))
             elapsed = time.perf_counter() - started
             print(file=sys.stderr)
         finally:
             await env.close()
-    return count / elapsed
+    return per_room * rooms / elapsed
 
 
 def state_res_case(version: str, unconflicted: int, conflicted: int) -> tuple[list[dict], dict[str, Event]]:
@@ -125,10 +138,12 @@ def state_res_time(version: str, unconflicted: int, conflicted: int, runs: int) 
 
 async def main(args: argparse.Namespace) -> None:
     print(f"room version {args.version}", flush=True)
-    rate = await local_events(args.version, args.events)
+    rates = {rooms: await local_events(args.version, args.events, rooms) for rooms in (1, 10)}
     ms = state_res_time(args.version, args.unconflicted, args.conflicted, args.runs)
     print(f"{'measure':<62} {'result':>12}")
-    print(f"{'local events created/s (auth + hash + sign + persist), one room':<62} {rate:>12,.0f}")
+    for rooms, rate in rates.items():
+        label = f"local events created/s (auth+hash+sign+persist), {rooms} room(s)"
+        print(f"{label:<62} {rate:>12,.0f}")
     label = f"state resolution, {args.unconflicted:,} unconflicted + {args.conflicted} conflicted (ms)"
     print(f"{label:<62} {ms:>12.1f}")
 

@@ -78,6 +78,7 @@ class RoomActor(DurableObject):
         self.extremities: list[str] = []
         self.depth = 0
         self.state_group: str | None = None
+        self._persisted_state_group: str | None = None  # rooms.state_group as last committed
         self.group_chain_len = 0
         ctx.block_concurrency_while(self._load)
 
@@ -91,6 +92,7 @@ class RoomActor(DurableObject):
             return
         self.room_version = get_room_version(room["room_version"])
         self.state_group = room["state_group"]
+        self._persisted_state_group = self.state_group
         if self.state_group is not None:
             self.group_chain_len = await db.prepare(
                 "SELECT chain_len FROM state_groups WHERE id = ?"
@@ -215,7 +217,8 @@ class RoomActor(DurableObject):
             self.state_group = event.event_id
             self.group_chain_len = chain_len
             set_current_state(db, plan, key[0], key[1], event)
-        insert_event(db, plan, event, state_group=self.state_group, local_unsigned=local_unsigned)
+        insert_event(db, plan, event, state_group=self.state_group, local_unsigned=local_unsigned,
+                     may_be_known=event.sender.split(":", 1)[-1] != self.env.config.server_name)
         removed = [e for e in event.prev_event_ids if e in self.extremities]
         replace_extremities(db, plan, removed, [event.event_id])
         self.extremities = [e for e in self.extremities if e not in removed] + [event.event_id]
@@ -256,8 +259,10 @@ class RoomActor(DurableObject):
         """Commit the plan in one D1 batch, then wake syncs and hand our own new events to
         the other servers in the room; return the stream ordering of the last event."""
         db = self.env.DB
-        set_room_state_group(db, plan, self.state_group)
+        if self.state_group != self._persisted_state_group:
+            set_room_state_group(db, plan, self.state_group)
         results = await db.batch(plan.statements)
+        self._persisted_state_group = self.state_group
         self.env.NOTIFIER.notify([self.room_id, *notify_users])
         if fan_out:
             await self._send_to_servers(fan_out)

@@ -35,14 +35,17 @@ def insert_event(
     outlier: bool = False,
     soft_failed: bool = False,
     local_unsigned: dict[str, Any] | None = None,
+    may_be_known: bool = True,
 ) -> None:
+    """Add the event's row. ``may_be_known`` (anything but an event we just built): the event
+    may be stored already as an outlier (auth chain, invite); it then enters the DAG with a
+    new stream position, so that incremental syncs see it."""
     pdu = dict(event.pdu)
     pdu.pop("unsigned", None)
-    # An event known until now only as an outlier (auth chain, invite) enters the DAG with a
-    # new stream position, so that incremental syncs see it.
-    plan.statements.append(
-        db.prepare("DELETE FROM events WHERE event_id = ? AND outlier = 1").bind(event.event_id)
-    )
+    if may_be_known:
+        plan.statements.append(
+            db.prepare("DELETE FROM events WHERE event_id = ? AND outlier = 1").bind(event.event_id)
+        )
     plan.statements.append(
         db.prepare(
             "INSERT INTO events (event_id, room_id, type, state_key, sender, membership, depth,"

@@ -51,7 +51,20 @@ def _check_json_values(obj: Any, strict: bool) -> None:
     stack: list[Any] = [obj]
     while stack:
         value = stack.pop()
-        if value is None or isinstance(value, (str, bool)):
+        kind = type(value)
+        if kind is str or kind is bool or value is None:
+            continue
+        if kind is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise InvalidEvent(f"object key {key!r} is not a string")
+                stack.append(item)
+            continue
+        if kind is int:
+            if strict and not CANONICAL_INT_MIN <= value <= CANONICAL_INT_MAX:
+                raise InvalidEvent(f"integer {value} is outside the canonical JSON range")
+            continue
+        if isinstance(value, (str, bool)):
             continue
         if isinstance(value, int):
             if strict and not CANONICAL_INT_MIN <= value <= CANONICAL_INT_MAX:

@@ -91,9 +91,12 @@ def kept_content_keys(event_type: str, room_version: RoomVersion) -> tuple[str, 
 
 def _copy_json(value: Any) -> Any:
     """A deep copy of JSON data (much cheaper than ``copy.deepcopy`` for it)."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict or isinstance(value, Mapping):
         return {key: _copy_json(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if kind is list:
         return [_copy_json(item) for item in value]
     return value
 
