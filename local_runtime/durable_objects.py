@@ -39,6 +39,8 @@ from typing import Any, Awaitable, Callable, Iterator
 log = logging.getLogger(__name__)
 
 ALARM_MAX_RETRIES = 6
+# The platform's limit on one stored key and value (SQLite-backed Durable Objects: 2 MB).
+MAX_STORAGE_VALUE_BYTES = 2 * 1024 * 1024
 
 
 class DurableObjectId:
@@ -127,9 +129,12 @@ class DurableObjectStorage:
         entries = key.items() if isinstance(key, dict) else [(key, value)]
         conn = self._writable()
         for k, v in entries:
-            conn.execute(
-                "INSERT OR REPLACE INTO _kv (key, value) VALUES (?, ?)", (k, pickle.dumps(v))
-            )
+            data = pickle.dumps(v)
+            if len(k.encode()) + len(data) > MAX_STORAGE_VALUE_BYTES:
+                raise ValueError(
+                    f"storage value for {k!r} is larger than the platform's {MAX_STORAGE_VALUE_BYTES} bytes"
+                )
+            conn.execute("INSERT OR REPLACE INTO _kv (key, value) VALUES (?, ?)", (k, data))
 
     async def delete(self, key: str | list[str]) -> bool | int:
         conn = self._writable()

@@ -59,6 +59,9 @@ class Counter(DurableObject):
         self.ctx.storage.sql.exec("INSERT INTO notes (v) VALUES (?)", value)
         return self.ctx.storage.sql.exec("SELECT v FROM notes").to_array()
 
+    async def put_big(self, size: int) -> None:
+        await self.ctx.storage.put("big", "x" * size)
+
     async def echo(self, value: Any) -> Any:
         return value
 
@@ -176,3 +179,10 @@ async def test_alarm_set_before_restart_fires_after_it(tmp_path: Path) -> None:
         assert await stub.alarms_fired() == 1
     finally:
         await second.close()
+
+
+async def test_storage_values_over_the_platform_limit_are_refused(counters: DurableObjectNamespace) -> None:
+    stub = counters.get_by_name("big")
+    await stub.put_big(1024)
+    with pytest.raises(ValueError, match="larger than"):
+        await stub.put_big(2 * 1024 * 1024 + 1)
