@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INTEROP_STAMP := $(VENV)/.installed-interop
 PYTEST_WORKERS ?= 2
+# matrix-js-sdk (Rust crypto) for the real-client E2EE test, from package-lock.json.
+JS_CLIENT := tests/clients/js
+JS_STAMP := $(JS_CLIENT)/node_modules/.installed
 
 .PHONY: run test install bench clean
 
@@ -19,12 +22,16 @@ $(INTEROP_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,interop]'
 	touch $(INTEROP_STAMP)
 
+$(JS_STAMP): $(JS_CLIENT)/package.json $(JS_CLIENT)/package-lock.json
+	cd $(JS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/matrix-edge serve
 
-test: $(STAMP) $(INTEROP_STAMP)
+test: $(STAMP) $(INTEROP_STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP)

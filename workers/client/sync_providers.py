@@ -46,11 +46,9 @@ async def device_lists_for_sync(
     since_events: int,
     upto_events: int,
 ) -> dict[str, list[str]]:
-    """``device_lists`` of an incremental sync ({"changed": [...], "left": [...]}); both empty
-    for an initial sync (``since_devices`` and ``since_events`` 0), where clients download
-    every key they need anyway."""
-    if since_devices == 0 and since_events == 0:
-        return {"changed": [], "left": []}
+    """``device_lists`` of an incremental sync ({"changed": [...], "left": [...]}). Only for
+    incremental syncs: on an initial sync clients download every key they need anyway (a
+    since token whose positions are all 0 is still incremental: it comes from a fresh server)."""
     return await device_lists.device_list_changes(
         env.DB, user_id, since_devices, upto_devices, since_events, upto_events
     )

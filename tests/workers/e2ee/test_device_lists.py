@@ -74,3 +74,14 @@ def test_keys_changes_needs_both_tokens(hs: Harness) -> None:
     assert alice.request("GET", "/keys/changes").status_code == 400
     response = alice.request("GET", "/keys/changes", **{"from": "garbage", "to": "s0"})
     assert response.status_code == 400
+
+
+def test_own_change_on_a_fresh_server_is_incremental(hs: Harness) -> None:
+    # On a fresh server the first since token has every position at 0; it is still an
+    # incremental sync, so the user's own key upload must show up.
+    alice = hs.device("alice")
+    first = alice.sync()
+    positions = first["next_batch"][1:].split("_")
+    assert positions[0] == "0" and positions[5] == "0"  # events and device_lists
+    alice.upload(device_keys=alice.device_keys())
+    assert alice.sync(first["next_batch"])["device_lists"]["changed"] == [alice.user_id]
