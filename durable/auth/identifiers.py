@@ -1,18 +1,15 @@
-"""Small parsers for the identifiers the auth rules compare.
+"""Identifiers as the auth rules compare them.
 
-Spec: https://spec.matrix.org/v1.19/appendices/#identifier-grammar ("User Identifiers",
-"Historical User IDs", "Server Name").
+Spec: https://spec.matrix.org/v1.19/appendices/#identifier-grammar. The grammar itself
+(server names, historical user IDs) lives in ``durable.events.identifiers``; this module adds
+the one comparison the rules make on it.
 """
 
 from __future__ import annotations
 
-import re
+from durable.events.identifiers import is_valid_server_name, is_valid_user_id
 
-# server_name = hostname [ ":" port ]; hostname = IPv4address / "[" IPv6address "]" / dns-name
-_SERVER_NAME = re.compile(
-    r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,255})(?::[0-9]{1,5})?",
-    re.ASCII,
-)
+__all__ = ["domain_of", "is_valid_server_name", "is_valid_user_id"]
 
 
 def domain_of(identifier: str) -> str | None:
@@ -23,27 +20,3 @@ def domain_of(identifier: str) -> str | None:
     carry a ``:port``)."""
     _, sep, domain = identifier.partition(":")
     return domain if sep else None
-
-
-def is_valid_server_name(name: str) -> bool:
-    """The appendix's ``server_name`` grammar."""
-    return _SERVER_NAME.fullmatch(name) is not None
-
-
-def is_valid_user_id(user_id: object) -> bool:
-    """The validation the spec applies to an event's ``sender``.
-
-    Servers MUST accept historical user IDs: ``@`` + a localpart of any non-surrogate code
-    points except ``:`` and NUL (possibly empty) + ``:`` + a server name, at most 255 bytes
-    ("Historical User IDs")."""
-    if not isinstance(user_id, str) or not user_id.startswith("@"):
-        return False
-    try:
-        if len(user_id.encode("utf-8")) > 255:
-            return False
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    localpart, sep, server = user_id[1:].partition(":")
-    if not sep or "\x00" in localpart:
-        return False
-    return is_valid_server_name(server)
