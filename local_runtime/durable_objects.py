@@ -26,6 +26,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -353,10 +354,8 @@ class DurableObjectNamespace:
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):  # the sweeper ends by being cancelled
                 await self._sweeper
-            except asyncio.CancelledError:
-                pass
             self._sweeper = None
         for timer in self._timers.values():
             timer.cancel()
