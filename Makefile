@@ -28,8 +28,9 @@ $(JS_STAMP): $(JS_CLIENT)/package.json $(JS_CLIENT)/package-lock.json
 
 install: $(STAMP)
 
+# RUN_ARGS passes flags to `matrix-edge serve` (e.g. RUN_ARGS="--port 8010 --data-dir /tmp/d").
 run: $(STAMP)
-	$(BIN)/matrix-edge serve
+	$(BIN)/matrix-edge serve $(RUN_ARGS)
 
 test: $(STAMP) $(INTEROP_STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,14 +25,14 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_matrix_edge_serve_answers_versions(tmp_path: Path) -> None:
+def test_make_run_answers_versions(tmp_path: Path) -> None:
+    """The README's first command, `make run`, on a free port and a fresh data folder."""
     port = free_port()
-    exe = Path(sys.executable).parent / "matrix-edge"
+    run_args = f"--port {port} --data-dir {tmp_path / 'data'} --server-name localhost:{port}"
     process = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
-         "--server-name", f"localhost:{port}"],
+        ["make", "-s", "-C", str(ROOT), "run", f"RUN_ARGS={run_args}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -46,7 +47,7 @@ def test_matrix_edge_serve_answers_versions(tmp_path: Path) -> None:
         assert "v1.1" in body["versions"]
         assert (tmp_path / "data" / "matrix.sqlite").exists()
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)  # make and the server it started
         output, _ = process.communicate(timeout=20)
     assert f"serving localhost:{port}" in output
     assert "GET /_matrix/client/versions" in output  # one access-log line per request
