@@ -905,6 +905,10 @@ class RoomActor(DurableObject):
             name = "knock_room_state" if event.membership == "knock" else "invite_room_state"
             unsigned = {name: [s for s in invite_room_state if isinstance(s, dict)]}
         insert_event(db, plan, event, state_group=None, outlier=True, local_unsigned=unsigned)
+        if self.room_version is None or self.env.config.server_name not in self.servers_in_room():
+            # Not in the room: this membership is all we know of it, and /sync and the
+            # membership endpoints read a user's membership from current_state.
+            set_current_state(db, plan, "m.room.member", event.state_key or "", event)
         await db.batch(plan.statements)
         self.env.NOTIFIER.notify([event.state_key or ""])
         return {"event_id": event.event_id}

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from d1.state import membership_of
 from workers.auth import require_user
 from workers.errors import Codes, MatrixError, bad_json, invalid_param
+from workers.federation.outbound import resolve_remote_alias
 from workers.room_access import require_room, room_stub
 from workers.routing import client_routes, read_json_object
 
@@ -27,8 +28,13 @@ def _check_alias(env: Any, alias: str) -> None:
 
 
 async def get_alias(request: Request, env: Any) -> dict[str, Any]:
+    """A local alias from ``room_aliases``; another server's alias through its
+    ``query/directory`` (server-server "Querying for information")."""
     alias = request.path_params["roomAlias"]
     _check_alias(env, alias)
+    if alias.split(":", 1)[1] != env.config.server_name:
+        room_id, servers = await resolve_remote_alias(env, alias)
+        return {"room_id": room_id, "servers": servers}
     room_id = await env.DB.prepare("SELECT room_id FROM room_aliases WHERE alias = ?").bind(alias).first(
         "room_id"
     )

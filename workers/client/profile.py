@@ -3,8 +3,9 @@
 Spec: client-server API "Profiles" (profile.yaml). This server stores the two standard
 fields, ``displayname`` (a string) and ``avatar_url`` (an MXC URI); other keys are refused
 on write (403) and absent on read (404). Reading needs no access token; writing is only
-allowed for one's own profile. Only local users' profiles are served (remote profiles
-would need a federation query; they are 404 here).
+allowed for one's own profile. A remote user's profile is asked of their server
+(server-server ``GET /_matrix/federation/v1/query/profile``); a failure there is mapped to
+our own error (``as_client_error``: a remote 404 stays 404, anything else is 502).
 
 After a change, ``env.hooks.profile_changed(user_id)`` runs (see ``workers.client``), so the
 rooms code can send new ``m.room.member`` events.
@@ -19,7 +20,10 @@ from starlette.requests import Request
 from d1 import accounts as accounts_db
 from workers.auth import require_user
 from workers.client import call_hook, client_routes
+from durable.events.identifiers import server_name_of
 from workers.errors import Codes, MatrixError
+from workers.federation.client import federation_client
+from workers.federation.errors import FederationError, as_client_error
 from workers.routing import read_json_object
 
 FIELDS = ("displayname", "avatar_url")
@@ -27,7 +31,22 @@ MAX_DISPLAYNAME_LENGTH = 256
 MAX_AVATAR_URL_LENGTH = 1000
 
 
+async def _remote_profile(env: Any, server: str, user_id: str) -> dict[str, Any]:
+    try:
+        body = await federation_client(env).get_json(
+            server, "/_matrix/federation/v1/query/profile", {"user_id": user_id}
+        )
+    except FederationError as exc:
+        raise as_client_error(exc) from exc
+    if not isinstance(body, dict):
+        raise MatrixError(502, Codes.UNKNOWN, f"{server} answered the profile query with no object")
+    return {k: body[k] for k in FIELDS if isinstance(body.get(k), str)}
+
+
 async def _profile(env: Any, user_id: str) -> dict[str, Any]:
+    server = server_name_of(user_id)
+    if server is not None and server != env.config.server_name:
+        return await _remote_profile(env, server, user_id)
     row = await accounts_db.get_profile(env.DB, user_id)
     if row is None:
         raise MatrixError(404, Codes.NOT_FOUND, "Profile was not found")
