@@ -126,3 +126,56 @@ async def insert_thumbnail(
         server_name, media_id, width, height, method, int(animated), content_type,
         actual_width, actual_height, size, blob_key, now_ms,
     ).run()
+
+
+# --- remote media (another server's, cached here) --------------------------------------------
+
+
+async def get_cached_remote(
+    db: D1Database, origin: str, media_id: str
+) -> dict[str, Any] | None:
+    """The cached copy of ``mxc://origin/media_id``, or None when it was never fetched."""
+    return await db.prepare(
+        f"SELECT {_MEDIA_COLUMNS}, fetched_ts FROM media"
+        " WHERE server_name = ? AND media_id = ? AND fetched_ts IS NOT NULL"
+    ).bind(origin, media_id).first()
+
+
+async def store_remote(
+    db: D1Database,
+    *,
+    origin: str,
+    media_id: str,
+    content_type: str | None,
+    upload_name: str | None,
+    size: int,
+    sha256: str,
+    blob_key: str,
+    now_ms: int,
+    replaces_blob_key: str | None = None,
+) -> bool:
+    """Record fetched bytes already in the bucket under ``blob_key``.
+
+    Without ``replaces_blob_key`` this adds the row, unless a concurrent fetch of the same
+    media added it first; with it, it points the row at the new object only if the row
+    still names ``replaces_blob_key`` (whose object was lost). False when another request
+    won: the caller drops its own object and reads the row again.
+    """
+    if replaces_blob_key is None:
+        result = await db.prepare(
+            f"INSERT INTO media ({_MEDIA_COLUMNS}, fetched_ts)"
+            " VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, NULL, 0, ?) ON CONFLICT DO NOTHING"
+        ).bind(
+            origin, media_id, content_type, upload_name, size, sha256, blob_key, now_ms,
+            now_ms, now_ms,
+        ).run()
+    else:
+        result = await db.prepare(
+            "UPDATE media SET content_type = ?, upload_name = ?, size = ?, sha256 = ?,"
+            " blob_key = ?, fetched_ts = ? WHERE server_name = ? AND media_id = ?"
+            " AND blob_key = ?"
+        ).bind(
+            content_type, upload_name, size, sha256, blob_key, now_ms, origin, media_id,
+            replaces_blob_key,
+        ).run()
+    return bool(result.meta.get("changes"))

@@ -58,6 +58,7 @@ ROUTE_MODULES = [
     "workers.media.thumbnail",
     "workers.media.config",
     "workers.media.preview",
+    "workers.media.federation",
 ]
 
 

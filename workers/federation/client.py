@@ -25,6 +25,7 @@ import socket
 import ssl
 import time
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import httpx
@@ -49,6 +50,7 @@ from workers.federation.errors import (
     FederationError,
     FederationUnavailable,
     RemoteServerError,
+    ResponseTooLarge,
 )
 from workers.federation.ip_policy import IPRangePolicy
 from workers.federation.x_matrix import authorization_header
@@ -77,6 +79,15 @@ def encode_query(query: Mapping[str, str | int | Sequence[str]] | None) -> str:
         values = value if isinstance(value, (list, tuple)) else [value]
         pairs.extend((key, str(v)) for v in values)
     return urllib.parse.urlencode(pairs, quote_via=lambda s, *_: urllib.parse.quote(s, safe=""))
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """A 2xx answer whose body is not JSON, as ``get_bytes`` returns it."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
 
 
 async def _system_resolve(host: str, port: int) -> list[str]:
@@ -205,6 +216,48 @@ class FederationClient:
         JSON body (``{}`` when ``content`` is None), as the spec requires. Raises
         DestinationRefused, FederationUnavailable or RemoteServerError.
         """
+        status, body, _ = await self._send(
+            method, destination, path, query=query, content=content,
+            authenticated=authenticated, timeout=timeout, max_bytes=MAX_RESPONSE_BYTES,
+        )
+        return self._decode(destination, status, body)
+
+    async def get_bytes(
+        self,
+        destination: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        max_bytes: int,
+        authenticated: bool = True,
+        timeout: float | None = None,
+    ) -> RawResponse:
+        """``GET`` a body that is not JSON (media), at most ``max_bytes`` of it.
+
+        A 2xx answer is returned as it came (status, headers, bytes); any other raises
+        RemoteServerError as ``request`` does. A body over ``max_bytes`` raises
+        ResponseTooLarge (a FederationUnavailable).
+        """
+        status, body, headers = await self._send(
+            "GET", destination, path, query=query, authenticated=authenticated,
+            timeout=timeout, max_bytes=max_bytes,
+        )
+        if not 200 <= status < 300:
+            self._decode(destination, status, body)  # raises RemoteServerError
+        return RawResponse(status, headers, body)
+
+    async def _send(
+        self,
+        method: str,
+        destination: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None,
+        content: Any = None,
+        authenticated: bool,
+        timeout: float | None,
+        max_bytes: int,
+    ) -> tuple[int, bytes, httpx.Headers]:
         method = method.upper()
         if content is None and method in ("PUT", "POST"):
             content = {}
@@ -225,10 +278,9 @@ class FederationClient:
             headers["Authorization"] = authorization_header(
                 self.server_name, self.signing_key, destination, method, uri, content
             )
-        response_status, response_body, _ = await self._exchange(
-            destination, target, method, uri, headers, body, timeout or self.timeout, MAX_RESPONSE_BYTES
+        return await self._exchange(
+            destination, target, method, uri, headers, body, timeout or self.timeout, max_bytes
         )
-        return self._decode(destination, response_status, response_body)
 
     @staticmethod
     def _decode(destination: str, status: int, body: bytes) -> Any:
@@ -372,7 +424,7 @@ class FederationClient:
                         async for chunk in response.aiter_bytes():
                             size += len(chunk)
                             if size > max_bytes:
-                                raise FederationUnavailable(destination, f"response larger than {max_bytes} bytes")
+                                raise ResponseTooLarge(destination, max_bytes)
                             chunks.append(chunk)
                     finally:
                         await response.aclose()

@@ -30,6 +30,14 @@ class FederationUnavailable(FederationError):
     DNS failure, connection refused, TLS failure, timeout, a body that is too large."""
 
 
+class ResponseTooLarge(FederationUnavailable):
+    """The destination's answer was longer than the caller allows (``max_bytes``)."""
+
+    def __init__(self, destination: str, max_bytes: int) -> None:
+        super().__init__(destination, f"response larger than {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
 class RemoteServerError(FederationError):
     """The destination answered with a non-2xx status. ``errcode`` and ``remote_message``
     are what it said (``M_UNKNOWN`` and the status line when it gave no Matrix error)."""

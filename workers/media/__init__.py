@@ -11,6 +11,8 @@ Bytes live in the MEDIA bucket (``env.MEDIA``, R2-shaped), metadata in D1 (``d1.
 - ``thumbnail``: the same pair for thumbnails, made by ``thumbnailer`` (Pillow);
 - ``config`` and ``preview``: ``/media/config`` and ``/media/preview_url``.
 
-Remote media (another server's mxc:// URI) is answered 404 ``M_NOT_FOUND`` for now: this
-server does not yet fetch media over federation.
+- ``federation``: ``/_matrix/federation/v1/media/download|thumbnail/{mediaId}``, our media
+  for other servers (X-Matrix signed, ``multipart/mixed`` answers built by ``multipart``);
+- ``remote``: another server's media, fetched over federation for an authenticated local
+  user, cached in the bucket and D1, then served from there.
 """

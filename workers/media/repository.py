@@ -117,10 +117,3 @@ async def local_media(env: Any, media_id: str, timeout_ms: int) -> dict[str, Any
         if remaining <= 0 or not await env.NOTIFIER.wait([key], since, remaining):
             raise MatrixError(504, Codes.NOT_YET_UPLOADED, "Content has not yet been uploaded")
 
-
-def remote_media_not_fetched(server_name: str) -> MatrixError:
-    """Media of another server: this server does not fetch media over federation yet."""
-    return MatrixError(
-        404, Codes.NOT_FOUND,
-        f"Media of remote server {server_name} is not available: remote media is not fetched yet",
-    )

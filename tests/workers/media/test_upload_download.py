@@ -133,13 +133,6 @@ def test_unknown_or_malformed_media_is_not_found(client: TestClient, alice: User
     assert response.json()["errcode"] == "M_NOT_FOUND"
 
 
-def test_remote_media_is_not_fetched_yet(client: TestClient, alice: User) -> None:
-    response = client.get(f"{CLIENT_V1_MEDIA}/download/other.test/abc", headers=alice.headers)
-    assert response.status_code == 404
-    assert response.json()["errcode"] == "M_NOT_FOUND"
-    assert "remote media is not fetched yet" in response.json()["error"]
-
-
 def test_legacy_download_needs_no_token(client: TestClient, alice: User) -> None:
     media_id = upload(client, alice, b"old school", "text/plain", filename="o.txt")
     for prefix in (MEDIA_V3, "/_matrix/media/r0"):
