@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from d1.database import D1Database, PreparedStatement
+from d1.relations import insert_relation
+from d1.search import insert_search_row
 from d1.state import MAX_CHAIN
 from durable.events.event import Event
 
@@ -70,6 +72,11 @@ def insert_event(
     )
     plan.event_ids.append(event.event_id)
     plan.event_statements.append(len(plan.statements) - 1)
+    if not outlier and not soft_failed and event.rejected_reason is None:
+        # Timeline events only: the relations and search indexes (one row each at most).
+        for index_row in (insert_relation(db, event), insert_search_row(db, event)):
+            if index_row is not None:
+                plan.statements.append(index_row)
 
 
 def insert_state_group(

@@ -59,6 +59,8 @@ ROUTE_MODULES = [
     "workers.media.config",
     "workers.media.preview",
     "workers.media.federation",
+    "workers.client.relations",
+    "workers.client.threads",
 ]
 
 

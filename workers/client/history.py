@@ -193,9 +193,12 @@ class RoomReader:
         return out
 
     async def serialize(
-        self, rows: Sequence[Row], *, include_room_id: bool = True
+        self, rows: Sequence[Row], *, include_room_id: bool = True, aggregate: bool = True,
+        _depth: int = 0,
     ) -> list[JsonDict]:
-        """Client events for ``rows``, in order. Rows of unknown rooms are left out."""
+        """Client events for ``rows``, in order. Rows of unknown rooms are left out.
+        ``aggregate``: with their bundled aggregations (``unsigned["m.relations"]``; see
+        ``workers.client.aggregations``), nested at most one level (a thread's latest event)."""
         self.remember(rows)
         redaction_rows = await self.rows(
             [r["redacted_by"] for r in rows if r.get("redacted_by") is not None]
@@ -204,7 +207,13 @@ class RoomReader:
             list(redaction_rows.values()), include_room_id, {}
         )
         because = {event["event_id"]: event for event in redactions}
-        return await self._serialize_plain(rows, include_room_id, because)
+        events = await self._serialize_plain(rows, include_room_id, because)
+        if aggregate and _depth <= 1 and events:
+            # Imported here: the aggregations reach visibility, which builds on this module.
+            from workers.client.aggregations import bundle_aggregations
+
+            await bundle_aggregations(self, rows, events, include_room_id=include_room_id, depth=_depth)
+        return events
 
     async def _serialize_plain(
         self, rows: Sequence[Row], include_room_id: bool, because: dict[str, JsonDict]
