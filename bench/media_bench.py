@@ -4,7 +4,11 @@ Measures, over real HTTP, with a progress line per phase:
 - upload MB/s (POST /_matrix/media/v3/upload) and download MB/s
   (GET /_matrix/client/v1/media/download) for 1 MB and 20 MB files;
 - thumbnails rendered per second (each request on fresh media, so each one is rendered),
-  and thumbnails served per second once stored.
+  and thumbnails served per second once stored;
+- remote media (in-process only, ``--remote-rounds``, 0 to skip): two servers federating over
+  their TLS listeners on loopback; a user of the second downloads the first's 1 MB and
+  20 MB uploads: MB/s of the first download (signed federation fetch, multipart parse,
+  cache write) and of the next one (served from the cache).
 
 By default it starts the server in this process (uvicorn on a free port, a temporary data
 folder, upload rate limit raised out of the way). ``--url`` benchmarks a running server instead
@@ -17,6 +21,7 @@ Not a test: it asserts nothing but that the bytes come back intact.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import os
 import secrets
@@ -34,7 +39,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from local_runtime.config import load_config  # noqa: E402
-from local_runtime.server import build_app  # noqa: E402
+from local_runtime.server import Listeners, build_app  # noqa: E402
 
 MB = 1024 * 1024
 
@@ -76,6 +81,78 @@ class InProcessServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+class FederatingServer:
+    """A server with its TLS federation listener, in its own thread and event loop, named
+    ``localhost:<federation port>`` so that another such server can reach it."""
+
+    def __init__(self, data_dir: str) -> None:
+        port, federation_port = free_port(), free_port()
+        config = load_config(
+            data_dir=data_dir, server_name=f"localhost:{federation_port}", port=port,
+            federation_port=federation_port, federation_verify_tls=False,
+            federation_allow_loopback=True, media_upload_per_second=10_000.0,
+            media_upload_burst=10_000, log_level="warning",
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        self.listeners = Listeners(build_app(config), config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.listeners.run()), daemon=True)
+
+    def __enter__(self) -> "FederatingServer":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.listeners.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("a federating server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listeners.stop()
+        self.thread.join(30)
+
+
+def remote_throughput(origin: httpx.Client, fetcher: httpx.Client, size_mb: int,
+                      rounds: int) -> tuple[float, float]:
+    """(first download MB/s, cached download MB/s) of media of ``origin`` through ``fetcher``."""
+    data = os.urandom(size_mb * MB)
+    fetch_seconds = cached_seconds = 0.0
+    for i in range(rounds):
+        ref = upload(origin, data, "application/octet-stream")
+        for first in (True, False):
+            started = time.perf_counter()
+            response = fetcher.get(f"/_matrix/client/v1/media/download/{ref}")
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            if response.content != data:
+                raise RuntimeError("remote media differs from the upload")
+            if first:
+                fetch_seconds += elapsed
+            else:
+                cached_seconds += elapsed
+        progress(f"remote {size_mb} MB: round {i + 1}/{rounds}")
+    total = size_mb * rounds
+    return total / fetch_seconds, total / cached_seconds
+
+
+def run_remote(rounds: int) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="media-bench-a-") as dir_a, \
+            tempfile.TemporaryDirectory(prefix="media-bench-b-") as dir_b, \
+            FederatingServer(dir_a) as server_a, FederatingServer(dir_b) as server_b, \
+            httpx.Client(base_url=server_a.url, timeout=300) as origin, \
+            httpx.Client(base_url=server_b.url, timeout=300) as fetcher:
+        progress(f"remote: origin {server_a.url}, fetching server {server_b.url}")
+        origin.headers["Authorization"] = f"Bearer {register(origin)}"
+        fetcher.headers["Authorization"] = f"Bearer {register(fetcher)}"
+        lines = []
+        for size_mb in (1, 20):
+            fetched, cached = remote_throughput(origin, fetcher, size_mb, rounds)
+            lines.append(
+                f"{size_mb:>2} MB remote: first download {fetched:8.1f} MB/s (over federation)"
+                f"   cached {cached:8.1f} MB/s"
+            )
+        return lines
 
 
 def register(http: httpx.Client) -> str:
@@ -158,7 +235,7 @@ def thumbnails(http: httpx.Client, count: int) -> tuple[float, float]:
     return rendered, stored
 
 
-def run(url: str, rounds: int, thumbnail_count: int) -> None:
+def run(url: str, rounds: int, thumbnail_count: int, remote_rounds: int = 0) -> None:
     with httpx.Client(base_url=url, timeout=300) as http:
         token = register(http)
         http.headers["Authorization"] = f"Bearer {token}"
@@ -167,6 +244,8 @@ def run(url: str, rounds: int, thumbnail_count: int) -> None:
             up, down = throughput(http, size_mb, rounds)
             results.append(f"{size_mb:>2} MB files: upload {up:8.1f} MB/s   download {down:8.1f} MB/s")
         rendered, stored = thumbnails(http, thumbnail_count)
+    if remote_rounds > 0:
+        results.extend(run_remote(remote_rounds))
     print("\nmedia repository benchmark (" + url + ")")
     for line in results:
         print("  " + line)
@@ -178,6 +257,8 @@ def main() -> None:
     parser.add_argument("--url", help="benchmark this running server instead of one in-process")
     parser.add_argument("--rounds", type=int, default=5, help="uploads and downloads per size")
     parser.add_argument("--thumbnails", type=int, default=20, help="photos to thumbnail")
+    parser.add_argument("--remote-rounds", type=int, default=3,
+                        help="remote fetches per size between two in-process servers (0: skip)")
     args = parser.parse_args()
     if args.url:
         run(args.url.rstrip("/"), args.rounds, args.thumbnails)
@@ -185,7 +266,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="media-bench-") as data_dir:
         with InProcessServer(data_dir) as server:
             progress(f"in-process server on {server.url}")
-            run(server.url, args.rounds, args.thumbnails)
+            run(server.url, args.rounds, args.thumbnails, args.remote_rounds)
 
 
 if __name__ == "__main__":
