@@ -61,6 +61,8 @@ ROUTE_MODULES = [
     "workers.media.federation",
     "workers.client.relations",
     "workers.client.threads",
+    "workers.client.hierarchy",
+    "workers.federation.server.hierarchy",
 ]
 
 
