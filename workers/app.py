@@ -63,6 +63,7 @@ ROUTE_MODULES = [
     "workers.client.threads",
     "workers.client.hierarchy",
     "workers.federation.server.hierarchy",
+    "workers.client.timestamp",
 ]
 
 
