@@ -23,6 +23,7 @@ from workers.client.events_format import JsonDict
 from workers.client.history import RoomReader
 from workers.client.sync_providers import fill_sync_response, presence_on_sync
 from workers.errors import Codes, MatrixError
+from workers.push.unread import fill_unread_counts
 from workers.routing import client_routes
 from workers.sync.account_data import account_data_changes
 from workers.sync.filters import SyncFilter, load_sync_filter
@@ -102,6 +103,8 @@ async def build_response(
         env, requester.user_id, requester.device_id, since, upto, sync_filter, body
     )
     body["next_batch"] = next_token.encode()
+    # unread_notifications of every joined room in the response (workers.push.unread).
+    await fill_unread_counts(env.DB, requester.user_id, body["rooms"]["join"], upto.events, now_ms())
     return body, has_data or more
 
 

@@ -227,6 +227,7 @@ async def joined_room_entry(
         "ephemeral": {"events": []},
         "account_data": {"events": account_data},
         "summary": await room_summary(reader, await reader.state_at(room_id, window.upto)),
+        # Replaced by the real counts once the response is complete (workers.push.unread).
         "unread_notifications": {"highlight_count": 0, "notification_count": 0},
     }
 

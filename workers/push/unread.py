@@ -1,0 +1,210 @@
+"""Push actions per user, evaluated lazily and once, and the unread counts of ``/sync``.
+
+Spec: client-server API "Receiving notifications" (unread counts in ``/sync``, updated as
+they change, and "the updated notification count from a new event MUST appear in the same
+/sync response as the event itself"), "Marking notifications as read" (counts run from the
+more advanced of the user's ``m.read`` and ``m.read.private`` receipts) and "Server
+behaviour" (push rules are processed for each local user in the room but the sender).
+
+Design. Room events are written only by the room actor, which calls nothing of ours, so
+evaluation happens on the reading side, at most once per (user, event):
+
+- ``push_evaluated(user, room).evaluated_upto`` marks how far the room's timeline has been
+  evaluated for the user; ``event_push_actions`` holds the events that notified.
+- ``ensure_evaluated(user, rooms, upto)`` evaluates each room's timeline events in
+  ``(mark, upto]`` (no mark yet: from the later of the user's join and read receipt) with
+  the user's ruleset, stores the notifying ones and moves the mark to ``upto``. Only events
+  of the user's current membership are evaluated: it starts after the first join that
+  follows the user's latest non-join membership, and rows from an earlier membership of
+  the room are dropped when a new one begins.
+- Whoever reads first pays: a ``/sync`` (for the rooms in its response), ``GET
+  /notifications`` (for all joined rooms) or the user's pusher actor (for rooms with new
+  events). A sync with nothing new costs two indexed queries per room in its response.
+- Counts are one grouped query: notifying rows after the read receipt's event, up to the
+  sync's events position, so a receipt resets them at once.
+
+Threads: counts are for the whole room (``unread_thread_notifications`` is not produced);
+rows carry their thread so that per-thread counts can be added.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Sequence
+
+from d1 import push_actions as actions_db
+from d1 import push_rules as push_rules_db
+from durable.events.redaction import redact
+from workers.client.history import TIMELINE_SQL, RoomReader, Row
+from workers.client.push_rule_defaults import ruleset
+from workers.push.context import PushContexts
+from workers.push.evaluator import Ruleset, evaluate
+
+JsonDict = dict[str, Any]
+PAGE = 200
+MAIN_THREAD = "main"
+
+
+def thread_of(content: Mapping[str, Any]) -> str:
+    """The thread root of an event in a thread (one ``m.thread`` hop), else ``main``."""
+    relates = content.get("m.relates_to")
+    if isinstance(relates, Mapping) and relates.get("rel_type") == "m.thread":
+        root = relates.get("event_id")
+        if isinstance(root, str):
+            return root
+    return MAIN_THREAD
+
+
+async def user_ruleset(reader: RoomReader, user_id: str) -> Ruleset:
+    return ruleset(user_id, await push_rules_db.load_rows(reader.db, user_id))
+
+
+async def current_join_position(reader: RoomReader, user_id: str, room_id: str) -> int | None:
+    """The stream ordering of the join that began the user's current membership of the
+    room (the first join after their latest other membership), or None if not joined."""
+    member = (
+        "FROM events WHERE state_key = ? AND type = 'm.room.member' AND room_id = ?"
+        f" AND {TIMELINE_SQL}"
+    )
+    value = await reader.db.prepare(
+        f"SELECT MIN(stream_ordering) AS p {member} AND membership = 'join'"
+        f" AND stream_ordering > COALESCE((SELECT MAX(stream_ordering) {member}"
+        " AND membership != 'join'), 0)"
+    ).bind(user_id, room_id, user_id, room_id).first("p")
+    return None if value is None else int(value)
+
+
+async def _pdu_as_served(reader: RoomReader, row: Row) -> JsonDict:
+    pdu: JsonDict = json.loads(row["json"])
+    if row.get("redacted_by") is not None:
+        version = await reader.room_version(row["room_id"])
+        if version is not None:
+            pdu = redact(pdu, version)
+    pdu.setdefault("room_id", row["room_id"])
+    return pdu
+
+
+async def evaluate_rows(
+    reader: RoomReader, contexts: PushContexts, user_id: str, rules: Ruleset, rows: Sequence[Row]
+) -> list[actions_db.PushActionRow]:
+    """The notifying events among ``rows`` for the user."""
+    out: list[actions_db.PushActionRow] = []
+    for row in rows:
+        if row["sender"] == user_id:
+            continue
+        pdu = await _pdu_as_served(reader, row)
+        decision = evaluate(pdu, rules, await contexts.context_for(user_id, row))
+        if not decision.notify:
+            continue
+        content = pdu.get("content")
+        out.append(
+            actions_db.PushActionRow(
+                event_id=row["event_id"], room_id=row["room_id"],
+                stream_ordering=int(row["stream_ordering"]), highlight=decision.highlight,
+                actions=decision.actions,
+                thread_id=thread_of(content) if isinstance(content, Mapping) else MAIN_THREAD,
+                ts=int(row["origin_server_ts"]),
+            )
+        )
+    return out
+
+
+async def _evaluate_room(
+    reader: RoomReader, contexts: PushContexts, user_id: str, rules: Ruleset,
+    room_id: str, mark: int | None, upto: int,
+) -> None:
+    db = reader.db
+    joined_at = await current_join_position(reader, user_id, room_id)
+    if joined_at is None:
+        return
+    statements = []
+    if mark is None:
+        start = max(joined_at, await actions_db.receipt_position(db, user_id, room_id))
+    else:
+        if mark < joined_at:
+            statements.append(actions_db.forget_before(db, user_id, room_id, joined_at))
+        start = max(mark, joined_at)
+    if start >= upto:  # nothing to read (e.g. the receipt is ahead of upto)
+        await db.batch([*statements, actions_db.set_evaluated(db, user_id, room_id, upto)])
+        return
+    while start < upto:
+        rows = (
+            await db.prepare(
+                f"SELECT * FROM events WHERE room_id = ? AND {TIMELINE_SQL}"
+                " AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering LIMIT ?"
+            ).bind(room_id, start, upto, PAGE).all()
+        ).results
+        reader.remember(rows)
+        found = await evaluate_rows(reader, contexts, user_id, rules, rows)
+        statements += [actions_db.insert_action(db, user_id, r) for r in found]
+        start = upto if len(rows) < PAGE else int(rows[-1]["stream_ordering"])
+        statements.append(actions_db.set_evaluated(db, user_id, room_id, start))
+        await db.batch(statements)
+        statements = []
+
+
+async def ensure_evaluated(
+    reader: RoomReader, user_id: str, room_ids: Sequence[str], upto: int
+) -> None:
+    """Evaluate, for the user, every not yet evaluated timeline event at or before ``upto``
+    of the given rooms (see the module's design notes)."""
+    if not room_ids:
+        return
+    db = reader.db
+    marks = await actions_db.evaluated_upto(db, user_id, room_ids)
+    stale = [r for r in room_ids if marks.get(r, -1) < upto]
+    if not stale:
+        return
+    latest = await _latest_positions(reader, stale, upto)
+    rules: Ruleset | None = None
+    contexts = PushContexts(reader)
+    for room_id in stale:
+        mark = marks.get(room_id)
+        if mark is not None and latest.get(room_id, 0) <= mark:
+            continue  # nothing new in the room since the mark
+        if rules is None:
+            rules = await user_ruleset(reader, user_id)
+        await _evaluate_room(reader, contexts, user_id, rules, room_id, mark, upto)
+
+
+async def _latest_positions(reader: RoomReader, room_ids: Sequence[str], upto: int) -> dict[str, int]:
+    """room_id -> its newest stream ordering at or before ``upto``."""
+    out: dict[str, int] = {}
+    for start in range(0, len(room_ids), 90):
+        part = list(room_ids[start : start + 90])
+        rows = (
+            await reader.db.prepare(
+                "SELECT room_id, MAX(stream_ordering) AS p FROM events WHERE stream_ordering <= ?"
+                f" AND room_id IN ({','.join('?' * len(part))}) GROUP BY room_id"
+            ).bind(upto, *part).all()
+        ).results
+        out.update({r["room_id"]: int(r["p"]) for r in rows})
+    return out
+
+
+async def unread_notifications(
+    reader: RoomReader, user_id: str, room_ids: Sequence[str], upto: int
+) -> dict[str, JsonDict]:
+    """room_id -> ``{"notification_count", "highlight_count"}`` for each given room."""
+    await ensure_evaluated(reader, user_id, room_ids, upto)
+    counts = await actions_db.unread_counts(reader.db, user_id, room_ids, upto)
+    return {
+        room_id: {
+            "notification_count": counts.get(room_id, (0, 0))[0],
+            "highlight_count": counts.get(room_id, (0, 0))[1],
+        }
+        for room_id in room_ids
+    }
+
+
+async def fill_unread_counts(
+    db: Any, user_id: str, joined: dict[str, JsonDict], upto: int, now_ms: int
+) -> None:
+    """Set ``unread_notifications`` on every joined room entry of a sync response (those
+    with a timeline and those with only ephemeral news, such as the user's new receipt)."""
+    if not joined:
+        return
+    reader = RoomReader(db, user_id=user_id, device_id=None, now_ms=now_ms)
+    counts = await unread_notifications(reader, user_id, sorted(joined), upto)
+    for room_id, entry in joined.items():
+        entry["unread_notifications"] = counts[room_id]
