@@ -64,6 +64,7 @@ ROUTE_MODULES = [
     "workers.client.hierarchy",
     "workers.federation.server.hierarchy",
     "workers.client.timestamp",
+    "workers.client.search",
 ]
 
 
