@@ -38,10 +38,13 @@ def insert_event(
     soft_failed: bool = False,
     local_unsigned: dict[str, Any] | None = None,
     may_be_known: bool = True,
+    stream_ordering: int | None = None,
 ) -> None:
     """Add the event's row. ``may_be_known`` (anything but an event we just built): the event
     may be stored already as an outlier (auth chain, invite); it then enters the DAG with a
-    new stream position, so that incremental syncs see it."""
+    new stream position, so that incremental syncs see it. ``stream_ordering`` is given only
+    for backfilled history: a negative position, below every live event, so that no
+    incremental sync sees it."""
     pdu = dict(event.pdu)
     pdu.pop("unsigned", None)
     if may_be_known:
@@ -52,7 +55,8 @@ def insert_event(
         db.prepare(
             "INSERT INTO events (event_id, room_id, type, state_key, sender, membership, depth,"
             " origin_server_ts, json, rejected_reason, soft_failed, outlier, state_group,"
-            " local_unsigned) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING stream_ordering"
+            " local_unsigned, stream_ordering) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " RETURNING stream_ordering"
         ).bind(
             event.event_id,
             event.room_id,
@@ -68,6 +72,7 @@ def insert_event(
             int(outlier),
             state_group,
             None if not local_unsigned else json.dumps(local_unsigned),
+            stream_ordering,
         )
     )
     plan.event_ids.append(event.event_id)

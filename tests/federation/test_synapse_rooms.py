@@ -203,6 +203,13 @@ def _shared_room(owner: User, guest: User, owner_server: str, **create: Any) -> 
     return room_id
 
 
+def _shared_join(guest: User, room_id: str, server: str, owner: User) -> str:
+    joined = guest.post(f"/join/{_q(room_id)}", server_name=server)
+    assert joined.status_code == 200, joined.text
+    eventually(lambda: _membership(owner, room_id, guest.user_id) == "join", f"{guest.user_id} joined")
+    return room_id
+
+
 def _timeline(body: dict[str, Any], room_id: str) -> list[dict[str, Any]]:
     return body.get("rooms", {}).get("join", {}).get(room_id, {}).get("timeline", {}).get("events", [])
 
@@ -397,3 +404,48 @@ def test_ban_in_a_synapse_room_propagates_and_refuses_the_banned(
     assert bob.get(f"/rooms/{_q(room_id)}/event/{_q(event_id)}").status_code == 404
     messages = bob.get(f"/rooms/{_q(room_id)}/messages", dir="b", limit=20).json()["chunk"]
     assert all(e["event_id"] != event_id for e in messages)
+
+
+# --- history from before a remote join, both ways ----------------------------------------------
+
+
+def _paginate_bodies(user: User, room_id: str, pages: int = 5) -> list[str]:
+    """Message bodies seen paginating /messages backwards from the latest event."""
+    bodies: list[str] = []
+    params: dict[str, Any] = {"dir": "b", "limit": 10}
+    for _ in range(pages):
+        response = user.get(f"/rooms/{_q(room_id)}/messages", **params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        bodies += [e["content"]["body"] for e in page["chunk"] if e.get("type") == "m.room.message"]
+        if "end" not in page or not page["chunk"]:
+            break
+        params["from"] = page["end"]
+    return bodies
+
+
+def test_synapse_user_back_paginates_our_history(ours: LocalServer, alice: User, bob: User) -> None:
+    room_id = alice.post("/createRoom", {"preset": "public_chat"}).json()["room_id"]
+    for i in range(12):
+        assert alice.send(room_id, f"ours before {i}").status_code == 200
+    room_id = _shared_join(bob, room_id, ours.server_name, alice)
+    assert alice.send(room_id, "ours after").status_code == 200
+    bob.wait_for_message(room_id, "ours after")
+    bodies = _paginate_bodies(bob, room_id)
+    assert bodies == ["ours after", *[f"ours before {i}" for i in reversed(range(12))]]
+
+
+def test_our_user_back_paginates_synapse_history(synapse: SynapsePeer, alice: User, bob: User) -> None:
+    room_id = bob.post("/createRoom", {"preset": "public_chat"}).json()["room_id"]
+    for i in range(12):
+        assert bob.send(room_id, f"theirs before {i}").status_code == 200
+    room_id = _shared_join(alice, room_id, synapse.server_name, bob)
+    assert bob.send(room_id, "theirs after").status_code == 200
+    alice.wait_for_message(room_id, "theirs after")
+    bodies = _paginate_bodies(alice, room_id)
+    assert bodies == ["theirs after", *[f"theirs before {i}" for i in reversed(range(12))]]
+    # Backfilled events are history: an incremental sync does not bring them as new.
+    assert bob.send(room_id, "theirs later").status_code == 200
+    seen = alice.wait_for(lambda b: bool(_timeline(b, room_id)), "new events")
+    assert all(e.get("content", {}).get("body", "").startswith("theirs later") or e["type"] != "m.room.message"
+               for e in _timeline(seen, room_id)), _timeline(seen, room_id)

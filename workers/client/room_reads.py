@@ -23,6 +23,7 @@ from workers.auth import Requester, now_ms, require_user
 from workers.client.events_format import JsonDict
 from workers.client.history import RoomReader, Row
 from workers.client.pagination import paginate
+from workers.federation.backfill import backfill_room
 from workers.client.visibility import (
     HISTORY_VISIBILITY,
     filter_visible,
@@ -236,6 +237,15 @@ async def get_messages(request: Request, env: Any) -> JsonDict:
             reader, access.room_id, start=start, stop=stop, backwards=backwards,
             limit=limit, event_filter=event_filter,
         )
+        if backwards and end is None and stop is None and await backfill_room(env, access.room_id):
+            # Local history ran out in a room joined over federation: older events were
+            # fetched from a server in the room (at positions below every local one).
+            position = rows[-1]["stream_ordering"] - 1 if rows else start
+            more, end = await paginate(
+                reader, access.room_id, start=position, stop=None, backwards=True,
+                limit=limit - len(rows), event_filter=event_filter,
+            ) if len(rows) < limit else ([], position)
+            rows += more
     body: JsonDict = {"chunk": await reader.serialize(rows), "start": from_token.encode()}
     if end is not None:
         body["end"] = from_token.with_events(end).encode()

@@ -5,7 +5,9 @@ Spec: client-server API "Syncing" and "Pagination": tokens are opaque to clients
 one position per stream, all read from D1, so a token stays valid across restarts (positions
 only grow): ``s<events>_<account_data>_<to_device>_<receipts>_<typing>_<device_lists>_<presence>``.
 
-The events position P means "after the event with stream ordering P". A token with fewer
+The events position P means "after the event with stream ordering P". It may be negative
+in pagination tokens: backfilled history (events from before this server joined a room) sits
+at negative stream positions, below every live event. A token with fewer
 positions than streams (one written before a stream existed) reads the missing ones as 0.
 Anything else is 400 ``M_INVALID_PARAM``.
 """
@@ -21,7 +23,7 @@ from workers.errors import Codes, MatrixError
 # Stream names in token order; each but "events" is a row of ``stream_positions``.
 STREAMS = ("events", "account_data", "to_device", "receipts", "typing", "device_lists", "presence")
 
-_TOKEN = re.compile(r"s(\d{1,18})((?:_\d{1,18}){0,%d})" % (len(STREAMS) - 1))
+_TOKEN = re.compile(r"s(-?\d{1,18})((?:_\d{1,18}){0,%d})" % (len(STREAMS) - 1))
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class StreamToken:
         return cls(*values)
 
     def with_events(self, position: int) -> "StreamToken":
-        return replace(self, events=max(0, position))
+        return replace(self, events=position)
 
     def positions(self) -> tuple[int, ...]:
         return tuple(getattr(self, name) for name in STREAMS)

@@ -25,7 +25,7 @@ def test_short_token_reads_missing_streams_as_zero() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "garbage", "s", "s1_", "t1-2", "s-1", "s1_2_3_4_5_6_7_8", "s1.5", "S1", "s1_x", "s" + "9" * 30],
+    ["", "garbage", "s", "s1_", "t1-2", "s1_-2", "s--1", "s1_2_3_4_5_6_7_8", "s1.5", "S1", "s1_x", "s" + "9" * 30],
 )
 def test_garbage_is_invalid_param(text: str) -> None:
     with pytest.raises(MatrixError) as info:
@@ -36,5 +36,6 @@ def test_garbage_is_invalid_param(text: str) -> None:
 def test_with_events_and_clamp() -> None:
     token = StreamToken(10, 10, 0, 0, 0, 0, 0)
     assert token.with_events(3).events == 3
-    assert token.with_events(-5).events == 0
+    assert token.with_events(-5).events == -5  # backfilled history
+    assert StreamToken.parse(token.with_events(-5).encode()) == token.with_events(-5)
     assert StreamToken(50, 2, 9, 0, 0, 0, 0).clamped_to(token) == StreamToken(10, 2, 0, 0, 0, 0, 0)
