@@ -23,11 +23,16 @@ from starlette.responses import Response
 
 from workers.errors import Codes, MatrixError
 from workers.federation.auth import require_server
-from workers.media.headers import content_disposition, is_inline
+from workers.media.headers import media_headers
 from workers.media.ids import is_valid_media_id
 from workers.media.multipart import encode_media_answer
 from workers.media.repository import local_media, parse_timeout_ms
-from workers.media.thumbnail import local_original, make_thumbnail, parse_thumbnail_request, thumbnail_filename
+from workers.media.thumbnail import (
+    local_original,
+    make_thumbnail,
+    parse_thumbnail_request,
+    thumbnail_filename,
+)
 from workers.routing import route
 
 log = logging.getLogger(__name__)
@@ -36,10 +41,10 @@ PREFIX = "/_matrix/federation/v1/media"
 
 
 def part_headers(content_type: str | None, filename: str | None) -> dict[str, str]:
-    """Content-Type and Content-Disposition of the media part, as a download would carry."""
-    served_type = content_type or "application/octet-stream"
-    disposition = "inline" if is_inline(served_type) else "attachment"
-    return {"Content-Type": served_type, "Content-Disposition": content_disposition(disposition, filename)}
+    """Content-Type and Content-Disposition of the media part, as a download carries them
+    (the browser guards of a download are for browsers, not for servers)."""
+    headers = media_headers(content_type, filename)
+    return {name: headers[name] for name in ("Content-Type", "Content-Disposition")}
 
 
 def multipart_response(data: bytes, headers: dict[str, str]) -> Response:
