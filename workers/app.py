@@ -65,6 +65,7 @@ ROUTE_MODULES = [
     "workers.federation.server.hierarchy",
     "workers.client.timestamp",
     "workers.client.search",
+    "workers.client.room_upgrade",
 ]
 
 
