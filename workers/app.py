@@ -66,6 +66,11 @@ ROUTE_MODULES = [
     "workers.client.timestamp",
     "workers.client.search",
     "workers.client.room_upgrade",
+    "workers.client.reports",
+    "workers.client.openid",
+    "workers.federation.server.openid",
+    "workers.client.admin",
+    "workers.federation.server.public_rooms",
 ]
 
 
