@@ -6,7 +6,8 @@ they say they stopped earlier. The typers live in D1 (``typing``, with their exp
 restart loses nothing; this actor changes them, takes a new 'typing' position whenever the
 set of typers changes (a refresh of someone already typing takes none), and keeps an alarm
 at the earliest expiry so that an expired typer is removed, and waiting syncs woken, on time
-even if nobody calls again.
+even if nobody calls again. When a local user's typing runs out, the other servers in the
+room are told it stopped (workers.federation.e2ee_out).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from d1.ephemeral import refresh_typing, set_typing_statements, typing_rows
 from durable.base import DurableObject, DurableObjectState
+from workers.federation import e2ee_out
 
 # The longest a single typing notification lasts, whatever timeout the client asks for.
 MAX_TIMEOUT_MS = 120_000
@@ -70,6 +72,9 @@ class TypingActor(DurableObject):
         if expired:
             await db.batch(set_typing_statements(db, self.room_id, {}, expired))
             self.env.NOTIFIER.notify([self.room_id])
+            for user_id in expired:
+                if user_id.split(":", 1)[-1] == self.env.config.server_name:
+                    await e2ee_out.typing_changed(self.env, self.room_id, user_id, False)
         await self._arm({u: e for u, e in rows.items() if e > now})
 
     async def _arm(self, live: dict[str, int]) -> None:

@@ -49,6 +49,7 @@ ROUTE_MODULES = [
     "workers.federation.server.transactions",
     "workers.federation.server.events",
     "workers.federation.server.membership",
+    "workers.federation.server.user_keys",
     "workers.client.keys",
     "workers.client.to_device",
     "workers.client.key_backup",

@@ -6,6 +6,8 @@ Spec: client-server API modules "Typing Notifications", "Receipts", "Read and un
 markers" (``m.fully_read`` is room account data) and "Presence". Typing and receipts need
 the caller to be joined to the room; receipts and markers must name an event of the room.
 Every change wakes the syncs waiting on the room (or, for private data, on the user).
+Typing, public read receipts and presence changes also go to the other servers concerned
+(workers.federation.e2ee_out).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from d1.state import membership_of
 from workers.auth import Requester, is_local_user, now_ms, require_user
 from workers.client import client_routes
 from workers.errors import Codes, MatrixError
+from workers.federation import e2ee_out
 from workers.room_access import require_room
 from workers.routing import read_json_object
 
@@ -60,6 +63,7 @@ async def set_typing(request: Request, env: Any) -> JsonDict:
     await _require_joined(env, room_id, user_id)
     stub = env.TYPING.get(env.TYPING.id_from_name(room_id))
     await stub.set_typing(user_id, typing, int(timeout) if typing else 0)
+    await e2ee_out.typing_changed(env, room_id, user_id, typing)
     return {}
 
 
@@ -137,6 +141,8 @@ async def post_receipt(request: Request, env: Any) -> JsonDict:
     await _apply_marker(env, requester, room_id, receipt_type, event_id, thread_id, statements, notify)
     await env.DB.batch(statements)
     env.NOTIFIER.notify(sorted(notify))
+    if receipt_type == READ:
+        await e2ee_out.read_receipt_sent(env, room_id, requester.user_id, event_id, thread_id, now_ms())
     return {}
 
 
@@ -156,6 +162,8 @@ async def post_read_markers(request: Request, env: Any) -> JsonDict:
     if statements:
         await env.DB.batch(statements)
         env.NOTIFIER.notify(sorted(notify))
+    if isinstance(body.get(READ), str):
+        await e2ee_out.read_receipt_sent(env, room_id, requester.user_id, body[READ], None, now_ms())
     return {}
 
 
@@ -176,6 +184,9 @@ async def set_presence_state(
         status_msg = row["status_msg"] if row is not None else None
     await env.DB.batch(ephemeral_db.put_presence(env.DB, user_id, state, status_msg, now_ms()))
     await notify_presence(env, user_id)
+    row = await ephemeral_db.get_presence(env.DB, user_id)
+    if row is not None:
+        await e2ee_out.presence_changed(env, user_id, row)
 
 
 async def put_presence(request: Request, env: Any) -> JsonDict:

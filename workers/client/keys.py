@@ -7,10 +7,13 @@ Spec: client-server API "End-to-End Encryption", "Key management API" and "Cross
   overwritten with a different key, and a device has one fallback key per algorithm.
 - Claim: each one-time key is handed out once (claims run in one write transaction); a
   device with none left hands out its fallback key, which is then marked used.
-- Query and claim answer for local users. Remote users are reported in ``failures`` under
-  their server name until federation of device keys lands.
+- Query and claim answer for local users from D1 and for remote users through their
+  servers (workers.federation.remote_keys: cached device lists, per-server requests in
+  parallel within the request's ``timeout``, unreachable servers in ``failures``).
 - A change of device keys or cross-signing keys is a device-list change: users sharing a
-  room with the owner see it in ``/sync`` ``device_lists.changed``.
+  room with the owner see it in ``/sync`` ``device_lists.changed``, and servers sharing a
+  room get an ``m.device_list_update`` or ``m.signing_key_update`` EDU
+  (workers.federation.e2ee_out).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from d1 import device_lists
 from d1 import devices as devices_db
 from d1 import e2e_keys
 from d1 import to_device as to_device_db
-from workers.auth import Requester, is_local_user, is_valid_user_id, require_user, split_user_id
+from workers.auth import Requester, is_local_user, is_valid_user_id, require_user
 from workers.client import client_routes
 from workers.client.key_checks import (
     CROSS_SIGNING_USAGES,
@@ -41,6 +44,8 @@ from workers.client.key_checks import (
 )
 from workers.client.uia import PASSWORD_FLOWS, authenticate
 from workers.errors import Codes, MatrixError
+from workers.federation import e2ee_out
+from workers.federation.remote_keys import claim_remote_keys, query_remote_keys, request_timeout_s
 from workers.routing import read_json_object
 from workers.sync.tokens import StreamToken
 
@@ -50,7 +55,6 @@ JsonDict = dict[str, Any]
 # Older clients read this count even when it is zero.
 DEFAULT_COUNTED_ALGORITHM = "signed_curve25519"
 FALLBACK_FIELDS = ("fallback_keys", "org.matrix.msc2732.fallback_keys")
-REMOTE_FAILURE = {"status": 503, "message": "Federation of device keys is not available"}
 
 
 # --- device-list changes -------------------------------------------------------------------
@@ -80,6 +84,7 @@ async def on_devices_deleted(env: Any, user_id: str, device_ids: list[str]) -> N
         await env.DB.batch(statements)
     if device_ids:
         await announce_device_list_change(env, [user_id])
+        await e2ee_out.device_list_changed(env, user_id, device_ids, deleted=True)
 
 
 # --- /keys/upload --------------------------------------------------------------------------
@@ -150,6 +155,7 @@ async def upload_keys(request: Request, env: Any) -> JsonDict:
         await db.batch(statements)
     if device_list_changed:
         await announce_device_list_change(env, [user_id])
+        await e2ee_out.device_list_changed(env, user_id, [device_id])
     counts = await e2e_keys.one_time_key_counts(db, user_id, device_id)
     return {"one_time_key_counts": _counts(counts)}
 
@@ -196,13 +202,14 @@ async def query_keys(request: Request, env: Any) -> JsonDict:
         raise MatrixError(400, Codes.BAD_JSON, "device_keys must be an object")
     result: JsonDict = {"device_keys": {}, "master_keys": {}, "self_signing_keys": {},
                         "user_signing_keys": {}, "failures": {}}
+    remote: dict[str, list[str]] = {}
     for user_id, device_ids in wanted.items():
         if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):
             raise MatrixError(400, Codes.BAD_JSON, "device_keys values must be lists of device IDs")
         if not is_valid_user_id(user_id):
             raise invalid(f"Invalid user ID {user_id!r}")
         if not is_local_user(env, user_id):
-            result["failures"][split_user_id(user_id)[1]] = REMOTE_FAILURE
+            remote[user_id] = device_ids
             continue
         found = await query_local_user(env, requester.user_id, user_id, device_ids)
         result["device_keys"][user_id] = found["device_keys"]
@@ -210,6 +217,12 @@ async def query_keys(request: Request, env: Any) -> JsonDict:
                             ("user_signing_key", "user_signing_keys")):
             if found[part] is not None:
                 result[field][user_id] = found[part]
+    if remote:
+        found_remote, result["failures"] = await query_remote_keys(
+            env, remote, request_timeout_s(body.get("timeout"))
+        )
+        for field, values in found_remote.items():
+            result[field].update(values)
     return result
 
 
@@ -223,20 +236,24 @@ async def claim_keys(request: Request, env: Any) -> JsonDict:
     if not isinstance(wanted, dict):
         raise MatrixError(400, Codes.BAD_JSON, "one_time_keys must be an object")
     claims: list[e2e_keys.Claim] = []
-    failures: JsonDict = {}
+    remote: dict[str, dict[str, str]] = {}
     for user_id, devices in wanted.items():
         if not isinstance(devices, dict) or not all(isinstance(a, str) for a in devices.values()):
             raise MatrixError(400, Codes.BAD_JSON, "one_time_keys values must map devices to algorithms")
         if not is_valid_user_id(user_id):
             raise invalid(f"Invalid user ID {user_id!r}")
         if not is_local_user(env, user_id):
-            failures[split_user_id(user_id)[1]] = REMOTE_FAILURE
+            remote[user_id] = devices
             continue
         claims += [(user_id, device_id, algorithm) for device_id, algorithm in devices.items()]
     claimed = await e2e_keys.claim_keys(env.DB, claims)
     if claimed:
         # The owners' devices learn their new counts (and a used fallback key) from /sync.
         env.NOTIFIER.notify(sorted(claimed))
+    failures: JsonDict = {}
+    if remote:
+        claimed_remote, failures = await claim_remote_keys(env, remote, request_timeout_s(body.get("timeout")))
+        claimed.update(claimed_remote)
     return {"one_time_keys": claimed, "failures": failures}
 
 
@@ -302,6 +319,8 @@ async def upload_cross_signing_keys(request: Request, env: Any) -> JsonDict | Re
         for usage, (public_key, key) in provided.items()
     ])
     await announce_device_list_change(env, [user_id])
+    if "master" in provided or "self_signing" in provided:
+        await e2ee_out.signing_keys_changed(env, user_id)
     return {}
 
 
@@ -357,6 +376,9 @@ async def upload_signatures(request: Request, env: Any) -> JsonDict:
     failures: dict[str, dict[str, JsonDict]] = {}
     statements = []
     changed: set[str] = set()
+    # Signed devices and master key of the signer's own, which other servers hear about.
+    own_devices: set[str] = set()
+    own_master = False
     for target_user, objects in body.items():
         if not isinstance(objects, dict):
             raise MatrixError(400, Codes.BAD_JSON, "Each user must map key IDs to signed objects")
@@ -381,11 +403,18 @@ async def upload_signatures(request: Request, env: Any) -> JsonDict:
                         e2e_keys.add_signature(env.DB, target_user, key_id, signer, signer_key_id, signature)
                     )
                 changed.add(target_user)
+                if target_user == signer and "device_id" in stored:
+                    own_devices.add(key_id)
+                elif target_user == signer:
+                    own_master = True
             except _Failure as failure:
                 failures.setdefault(target_user, {})[key_id] = failure.body
     if statements:
         await env.DB.batch(statements)
     await announce_device_list_change(env, changed)
+    await e2ee_out.device_list_changed(env, signer, own_devices)
+    if own_master:
+        await e2ee_out.signing_keys_changed(env, signer)
     return {"failures": failures}
 
 

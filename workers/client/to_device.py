@@ -2,8 +2,9 @@
 
 Spec: client-server API "Send-to-Device messaging". The request is idempotent per access
 token's device and txnId: a repeat answers ``{}`` and queues nothing. ``*`` as a device ID
-means every device of that user. Messages to devices that do not exist are dropped, as are
-messages to remote users until federation of EDUs lands (logged).
+means every device of that user. Messages to devices that do not exist are dropped.
+Messages to users of other servers leave as one ``m.direct_to_device`` EDU per server once
+the request is recorded (workers.federation.e2ee_out).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from d1.database import D1Error
 from workers.auth import is_local_user, is_valid_user_id, now_ms, require_user
 from workers.client import client_routes
 from workers.errors import Codes, MatrixError
+from workers.federation import e2ee_out
 from workers.routing import read_json_object
 
 log = logging.getLogger(__name__)
@@ -41,13 +43,15 @@ async def send_to_device(request: Request, env: Any) -> dict[str, Any]:
         return {}
 
     deliveries: list[tuple[str, str, dict[str, Any]]] = []
+    remote: dict[str, dict[str, dict[str, Any]]] = {}
     for user_id, per_device in messages.items():
         if not isinstance(per_device, dict) or not all(isinstance(c, dict) for c in per_device.values()):
             raise MatrixError(400, Codes.BAD_JSON, "messages must map users to devices to objects")
         if not is_valid_user_id(user_id):
             raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid user ID {user_id!r}")
         if not is_local_user(env, user_id):
-            log.info("to-device %s for remote user %s dropped: no federation yet", event_type, user_id)
+            if per_device:
+                remote[user_id] = per_device
             continue
         known = [d["device_id"] for d in await devices_db.list_devices(db, user_id)]
         for device_id, content in per_device.items():
@@ -66,6 +70,8 @@ async def send_to_device(request: Request, env: Any) -> dict[str, Any]:
         raise
     if deliveries:
         env.NOTIFIER.notify(sorted({user_id for user_id, _, _ in deliveries}))
+    if remote:
+        await e2ee_out.send_to_device(env, requester.user_id, sender_device, txn_id, event_type, remote)
     return {}
 
 
