@@ -81,14 +81,6 @@ async def evaluated_upto(db: D1Database, user_id: str, room_ids: Sequence[str]) 
     return out
 
 
-async def receipt_position(db: D1Database, user_id: str, room_id: str) -> int:
-    """The stream ordering of the event of the user's read receipt in the room (0: none)."""
-    value = await db.prepare(
-        "SELECT " + _RECEIPT_POSITION + " AS p FROM (SELECT ? AS room_id, ? AS user_id) a"
-    ).bind(room_id, user_id).first("p")
-    return int(value or 0)
-
-
 async def unread_counts(
     db: D1Database, user_id: str, room_ids: Sequence[str], upto: int
 ) -> dict[str, tuple[int, int]]:

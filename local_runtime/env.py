@@ -14,6 +14,8 @@
 - ``env.signing_key``: the server's Ed25519 key, loaded from D1 at start
 - ``env.FEDERATION``: the federation client (workers.federation.client), made at start
 - ``env.DESTINATIONS``: the outbound federation queues, one actor per remote server
+- ``env.PUSHERS``: push delivery, one actor per user with pushers (durable/pusher.py), woken
+  by ``env.push_dispatcher`` (workers/push/dispatcher.py)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from local_runtime.notifier import Notifier
 from workers.federation.client import FederationClient
 from local_runtime.server_keys import ServerKeys
 from workers.hooks import Hooks
+from workers.push.dispatcher import PushDispatcher
 from local_runtime.rate_limiter import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ DURABLE_OBJECT_CLASSES: dict[str, str] = {
     "ROOMS": "durable.room:RoomActor",
     "TYPING": "durable.typing:TypingActor",
     "DESTINATIONS": "durable.destination:DestinationActor",
+    "PUSHERS": "durable.pusher:PusherActor",
 }
 
 
@@ -60,6 +64,7 @@ class Env:
         self.NOTIFIER = Notifier()
         self.server_keys = ServerKeys(self)
         self.hooks = Hooks(self)
+        self.push_dispatcher = PushDispatcher(self)
         self.MEDIA = BlobStore(data / config.bindings.MEDIA)
         self.MEDIA_UPLOAD_LIMITER = RateLimiter(
             config.media_upload_per_second, config.media_upload_burst
@@ -91,8 +96,10 @@ class Env:
             self.FEDERATION = FederationClient.from_config(self.config, self.signing_key, self.CACHE)
         for namespace in self.namespaces.values():
             await namespace.start()
+        self.push_dispatcher.start()
 
     async def close(self) -> None:
+        await self.push_dispatcher.stop()
         for namespace in self.namespaces.values():
             await namespace.close()
         if self.FEDERATION is not None:

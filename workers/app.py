@@ -54,6 +54,8 @@ ROUTE_MODULES = [
     "workers.client.to_device",
     "workers.client.key_backup",
     "workers.client.ephemeral",
+    "workers.push.pushers",
+    "workers.push.notifications",
     "workers.media.upload",
     "workers.media.download",
     "workers.media.thumbnail",

@@ -12,7 +12,8 @@ evaluation happens on the reading side, at most once per (user, event):
 - ``push_evaluated(user, room).evaluated_upto`` marks how far the room's timeline has been
   evaluated for the user; ``event_push_actions`` holds the events that notified.
 - ``ensure_evaluated(user, rooms, upto)`` evaluates each room's timeline events in
-  ``(mark, upto]`` (no mark yet: from the later of the user's join and read receipt) with
+  ``(mark, upto]`` (no mark yet: from the user's join, over at most the newest
+  ``INITIAL_BACKLOG`` events) with
   the user's ruleset, stores the notifying ones and moves the mark to ``upto``. Only events
   of the user's current membership are evaluated: it starts after the first join that
   follows the user's latest non-join membership, and rows from an earlier membership of
@@ -42,6 +43,9 @@ from workers.push.evaluator import Ruleset, evaluate
 
 JsonDict = dict[str, Any]
 PAGE = 200
+# A room evaluated for the first time for a user (a join, or data from before this table)
+# is evaluated over at most this many of its newest events.
+INITIAL_BACKLOG = 1000
 MAIN_THREAD = "main"
 
 
@@ -109,6 +113,16 @@ async def evaluate_rows(
     return out
 
 
+async def _backlog_floor(reader: RoomReader, room_id: str, upto: int) -> int:
+    """Where a first evaluation of the room starts at the earliest: before the newest
+    ``INITIAL_BACKLOG`` timeline events at or before ``upto`` (0 when it has fewer)."""
+    value = await reader.db.prepare(
+        f"SELECT stream_ordering FROM events WHERE room_id = ? AND {TIMELINE_SQL}"
+        " AND stream_ordering <= ? ORDER BY stream_ordering DESC LIMIT 1 OFFSET ?"
+    ).bind(room_id, upto, INITIAL_BACKLOG).first("stream_ordering")
+    return 0 if value is None else int(value)
+
+
 async def _evaluate_room(
     reader: RoomReader, contexts: PushContexts, user_id: str, rules: Ruleset,
     room_id: str, mark: int | None, upto: int,
@@ -119,12 +133,12 @@ async def _evaluate_room(
         return
     statements = []
     if mark is None:
-        start = max(joined_at, await actions_db.receipt_position(db, user_id, room_id))
+        start = max(joined_at, await _backlog_floor(reader, room_id, upto))
     else:
         if mark < joined_at:
             statements.append(actions_db.forget_before(db, user_id, room_id, joined_at))
         start = max(mark, joined_at)
-    if start >= upto:  # nothing to read (e.g. the receipt is ahead of upto)
+    if start >= upto:  # nothing to read (the join is the newest event)
         await db.batch([*statements, actions_db.set_evaluated(db, user_id, room_id, upto)])
         return
     while start < upto:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.workers.sync.harness import Harness, User
+from workers.push import unread
 
 
 def send(user: User, room: str, content: dict[str, Any], event_type: str = "m.room.message") -> str:
@@ -147,3 +150,13 @@ def test_long_poll_woken_by_receipt_shows_new_count(hs: Harness) -> None:
     alice.post(f"/rooms/{room}/receipt/m.read/{event}", {})
     thread.join(15)
     assert counts(result["body"], room) == {"notification_count": 0, "highlight_count": 0}
+
+
+def test_first_evaluation_reads_a_bounded_backlog(hs: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(unread, "INITIAL_BACKLOG", 3)
+    alice, bob, _, room = group_room(hs)
+    for i in range(6):
+        bob.send(room, f"m{i}")
+    assert counts(alice.sync(), room)["notification_count"] == 3
+    bob.send(room, "later")  # from then on every event counts
+    assert counts(alice.sync(), room)["notification_count"] == 4
