@@ -20,6 +20,7 @@ from tests.federation.e2ee_support import (
 )
 from tests.federation.peers import ForgedPeer
 from tests.federation.test_user_keys import _cross_signing
+from workers.federation.e2ee_out import PRESENCE_EDUS_PER_MINUTE
 
 BOB = "@bob:remote.test"
 
@@ -127,3 +128,20 @@ def test_presence_only_changes(fed: FedApp, peer: ForgedPeer, shared: dict[str, 
     time.sleep(0.2)
     assert len(sent_edus(peer, "m.presence")) == 2  # the repeat was not sent
     assert pushes[1]["push"][0]["presence"] == "online"
+
+
+def test_typing_that_runs_out_is_sent_as_stopped(fed: FedApp, peer: ForgedPeer, shared: dict[str, Any]) -> None:
+    alice: LocalUser = shared["alice"]
+    room_id = shared["room_id"]
+    alice.ok("PUT", f"/rooms/{q(room_id)}/typing/{q(alice.user_id)}", {"typing": True, "timeout": 200})
+    updates = wait_for_edus(peer, "m.typing", 2)
+    assert [u["typing"] for u in updates] == [True, False]
+
+
+def test_presence_is_rate_limited(fed: FedApp, peer: ForgedPeer, shared: dict[str, Any]) -> None:
+    alice: LocalUser = shared["alice"]
+    for n in range(PRESENCE_EDUS_PER_MINUTE + 3):
+        alice.ok("PUT", f"/presence/{q(alice.user_id)}/status", {"presence": "online", "status_msg": f"s{n}"})
+    wait_for_edus(peer, "m.presence", PRESENCE_EDUS_PER_MINUTE)
+    time.sleep(0.3)
+    assert len(sent_edus(peer, "m.presence")) == PRESENCE_EDUS_PER_MINUTE

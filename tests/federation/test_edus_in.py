@@ -167,3 +167,12 @@ def test_unknown_and_malformed_edus_do_not_fail_the_transaction(fed: FedApp, pee
         {"edu_type": "m.direct_to_device", "content": {"sender": BOB}},
         {"edu_type": "m.device_list_update", "content": {"user_id": BOB, "stream_id": "x"}},
     ])
+
+
+def test_unsigned_transaction_is_refused_and_delivers_nothing(fed: FedApp, peer: ForgedPeer, alice: LocalUser) -> None:
+    edu = {"edu_type": "m.direct_to_device", "content": {
+        "sender": BOB, "type": "m.test", "message_id": "u1", "messages": {alice.user_id: {"*": {"n": 1}}}}}
+    body = {"origin": peer.server_name, "origin_server_ts": 1, "pdus": [], "edus": [edu]}
+    response = fed.client.put("/_matrix/federation/v1/send/unsigned1", json=body)
+    assert (response.status_code, response.json()["errcode"]) == (401, "M_UNAUTHORIZED")
+    assert alice.sync()["to_device"]["events"] == []

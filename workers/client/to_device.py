@@ -9,7 +9,6 @@ the request is recorded (workers.federation.e2ee_out).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from starlette.requests import Request
@@ -22,8 +21,6 @@ from workers.client import client_routes
 from workers.errors import Codes, MatrixError
 from workers.federation import e2ee_out
 from workers.routing import read_json_object
-
-log = logging.getLogger(__name__)
 
 ALL_DEVICES = "*"
 
