@@ -27,7 +27,7 @@ from workers.federation.x_matrix import authorization_header
 
 pytestmark = pytest.mark.slow
 
-DEADLINE_S = 20.0
+DEADLINE_S = 30.0
 
 
 @pytest.fixture(scope="module")
