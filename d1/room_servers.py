@@ -38,11 +38,6 @@ async def servers_sharing_rooms(db: D1Database, user_id: str) -> set[str]:
     return {r["server"] for r in rows}
 
 
-async def shares_room_with_server(db: D1Database, user_id: str, server_name: str) -> bool:
-    """Whether ``user_id`` is joined to a room where a user of ``server_name`` is joined."""
-    return server_name in await servers_sharing_rooms(db, user_id)
-
-
 async def is_joined(db: D1Database, room_id: str, user_id: str) -> bool:
     row = await db.prepare(
         "SELECT 1 AS joined FROM current_state WHERE room_id = ? AND type = 'm.room.member'"
