@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
 
+from workers.client.events_format import split_field_path as split_path  # one field-path grammar
+
 # Characters inside a word; anything else (and the ends of the value) is a boundary.
 _WORD = "A-Za-z0-9_"
 _MEMBER_COUNT = re.compile(r"(==|<=|>=|<|>)?([0-9]+)")
@@ -44,28 +46,6 @@ class PushContext:
 
 
 # --- property paths ------------------------------------------------------------------------
-
-
-def split_path(key: str) -> list[str]:
-    """The property names of a dot-separated path: a dot or backslash escaped with a
-    backslash is literal; any other escape sequence is kept as it is."""
-    parts: list[str] = []
-    current: list[str] = []
-    i = 0
-    while i < len(key):
-        char = key[i]
-        if char == "\\" and i + 1 < len(key) and key[i + 1] in ".\\":
-            current.append(key[i + 1])
-            i += 2
-            continue
-        if char == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        i += 1
-    parts.append("".join(current))
-    return parts
 
 
 _ABSENT = object()
