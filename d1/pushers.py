@@ -69,6 +69,20 @@ def delete(db: D1Database, user_id: str, app_id: str, pushkey: str) -> PreparedS
     ).bind(user_id, app_id, pushkey)
 
 
+async def delete_for_devices(db: D1Database, user_id: str, device_ids: list[str]) -> int:
+    """Delete the user's pushers set by any of ``device_ids`` (their ``device_id``); return
+    how many went."""
+    if not device_ids:
+        return 0
+    marks = ",".join("?" * len(device_ids))
+    rows = (
+        await db.prepare(
+            f"DELETE FROM pushers WHERE user_id = ? AND device_id IN ({marks}) RETURNING app_id"
+        ).bind(user_id, *device_ids).all()
+    ).results
+    return len(rows)
+
+
 def delete_for_other_users(db: D1Database, app_id: str, pushkey: str, user_id: str) -> PreparedStatement:
     return db.prepare(
         "DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id != ?"

@@ -9,6 +9,7 @@ from typing import Any
 from d1.accounts import get_profile
 from workers.client.keys import on_devices_deleted
 from workers.errors import MatrixError
+from workers.push.pushers import on_devices_deleted as drop_device_pushers
 from workers.room_access import room_stub
 
 log = logging.getLogger(__name__)
@@ -57,5 +58,7 @@ class Hooks:
 
     async def devices_deleted(self, user_id: str, device_ids: list[str]) -> None:
         """Deleted devices lose their E2E keys and to-device inboxes; the owner's device list
-        changes (workers.client.keys)."""
+        changes (workers.client.keys); the pushers they set are deleted
+        (workers.push.pushers)."""
         await on_devices_deleted(self._env, user_id, device_ids)
+        await drop_device_pushers(self._env, user_id, device_ids)

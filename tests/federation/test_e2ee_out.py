@@ -145,3 +145,18 @@ def test_presence_is_rate_limited(fed: FedApp, peer: ForgedPeer, shared: dict[st
     wait_for_edus(peer, "m.presence", PRESENCE_EDUS_PER_MINUTE)
     time.sleep(0.3)
     assert len(sent_edus(peer, "m.presence")) == PRESENCE_EDUS_PER_MINUTE
+
+
+def test_renaming_a_device_sends_a_device_list_update(
+    fed: FedApp, peer: ForgedPeer, shared: dict[str, Any]
+) -> None:
+    alice: LocalUser = shared["alice"]
+    alice.ok("PUT", f"/devices/{alice.device_id}", {"display_name": "laptop"})
+    [update] = wait_for_edus(peer, "m.device_list_update")
+    assert update["user_id"] == alice.user_id and update["device_id"] == alice.device_id
+    assert update["deleted"] is False
+    # The keys go as other servers get them: our local display name stays here.
+    assert update["keys"] == alice.device_keys()
+    alice.ok("PUT", f"/devices/{alice.device_id}", {"display_name": "laptop"})  # no change
+    time.sleep(0.2)
+    assert len(sent_edus(peer, "m.device_list_update")) == 1

@@ -4,6 +4,9 @@
 Spec: client-server API "Device management" (device_management.yaml). Deleting devices
 needs a ``m.login.password`` UIA stage and revokes every token of those devices. Only
 application services may create devices with PUT, so for clients an unknown device is 404.
+Renaming a device changes the owner's device list (the name is part of what ``/keys/query``
+returns), as Synapse treats it: local users sharing a room see the owner in ``/sync``
+``device_lists.changed`` and servers sharing a room get an ``m.device_list_update``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from starlette.responses import Response
 from d1 import devices as devices_db
 from workers.auth import require_user
 from workers.client import call_hook, client_routes
+from workers.client.keys import announce_device_list_change
 from workers.client.uia import PASSWORD_FLOWS, authenticate
 from workers.errors import Codes, MatrixError
+from workers.federation import e2ee_out
 from workers.routing import read_json_object
 
 
@@ -50,13 +55,17 @@ async def update_device(request: Request, env: Any) -> dict[str, Any]:
     requester = await require_user(request, env)
     body = await read_json_object(request, allow_empty=True)
     device_id = request.path_params["device_id"]
-    if await devices_db.get_device(env.DB, requester.user_id, device_id) is None:
+    row = await devices_db.get_device(env.DB, requester.user_id, device_id)
+    if row is None:
         raise MatrixError(404, Codes.NOT_FOUND, "No such device")
     if "display_name" in body:
         name = body["display_name"]
         if name is not None and not isinstance(name, str):
             raise MatrixError(400, Codes.BAD_JSON, "display_name must be a string")
         await devices_db.set_display_name(env.DB, requester.user_id, device_id, name)
+        if name != row["display_name"]:
+            await announce_device_list_change(env, [requester.user_id])
+            await e2ee_out.device_list_changed(env, requester.user_id, [device_id])
     return {}
 
 

@@ -11,6 +11,10 @@ at most 512 bytes, app_id at most 64 characters) 400 ``M_INVALID_PARAM``.
 
 After a change, the owner's pusher actor (``env.PUSHERS``) is told, and so are those of
 users whose pushers were removed because another user took the same app_id and pushkey.
+
+Each pusher records the device whose access token set it; deleting a device (logout,
+``DELETE /devices``, deactivation) deletes its pushers (``on_devices_deleted``, as Synapse
+removes the pushers of a deleted device), so a logged-out phone stops getting pushes.
 """
 
 from __future__ import annotations
@@ -102,6 +106,14 @@ async def _tell_actor(env: Any, user_id: str) -> None:
         "SELECT COALESCE(MAX(stream_ordering), 0) AS p FROM events"
     ).first("p")
     await namespace.get_by_name(user_id).pushers_changed(int(position or 0))
+
+
+async def on_devices_deleted(env: Any, user_id: str, device_ids: list[str]) -> None:
+    """Delete the pushers the deleted devices set, and let the user's pusher actor drop
+    their queues. Part of the ``devices_deleted`` hook (workers.hooks)."""
+    if await pushers_db.delete_for_devices(env.DB, user_id, device_ids):
+        await _tell_actor(env, user_id)
+        env.NOTIFIER.notify([PUSHERS_KEY])
 
 
 async def set_pusher(request: Request, env: Any) -> JsonDict:

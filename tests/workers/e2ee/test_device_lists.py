@@ -85,3 +85,20 @@ def test_own_change_on_a_fresh_server_is_incremental(hs: Harness) -> None:
     assert positions[0] == "0" and positions[5] == "0"  # events and device_lists
     alice.upload(device_keys=alice.device_keys())
     assert alice.sync(first["next_batch"])["device_lists"]["changed"] == [alice.user_id]
+
+
+def test_renaming_a_device_is_a_device_list_change(hs: Harness) -> None:
+    alice, bob, carol = hs.device("alice"), hs.device("bob"), hs.device("carol")
+    room = alice.create_room(preset="public_chat")
+    bob.join(room)
+    bob.upload(device_keys=bob.device_keys())
+    a0, c0 = alice.sync()["next_batch"], carol.sync()["next_batch"]
+    bob.ok("PUT", f"/devices/{bob.device_id}", {"display_name": "Bob's phone"})
+    got = alice.sync(a0)
+    assert got["device_lists"] == {"changed": [bob.user_id], "left": []}
+    assert carol.sync(c0)["device_lists"] == {"changed": [], "left": []}
+    keys = alice.ok("POST", "/keys/query", {"device_keys": {bob.user_id: []}})["device_keys"]
+    assert keys[bob.user_id][bob.device_id]["unsigned"] == {"device_display_name": "Bob's phone"}
+    # Setting the same name again changes nothing.
+    bob.ok("PUT", f"/devices/{bob.device_id}", {"display_name": "Bob's phone"})
+    assert alice.sync(got["next_batch"])["device_lists"]["changed"] == []

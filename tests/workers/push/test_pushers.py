@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from tests.workers.push.gateway_fake import GATEWAY_URL, FakeGateway
+from tests.workers.push.gateway_fake import GATEWAY_URL, FakeGateway, wait_for
 from tests.workers.sync.harness import V3, Harness, User
 
 
@@ -113,3 +114,23 @@ def test_not_json_and_auth(hs: Harness, fake: FakeGateway) -> None:
     response = hs.client.post(f"{V3}/pushers/set", headers=alice.headers, content=b"nope")
     assert response.status_code == 400 and response.json()["errcode"] == "M_NOT_JSON"
     assert hs.client.get(f"{V3}/pushers").status_code == 401
+
+
+def test_deleting_a_device_deletes_the_pushers_it_set(hs: Harness, fake: FakeGateway) -> None:
+    """As Synapse does: the pushers registered by a device's token go with the device."""
+    laptop, phone = hs.user("alice", "LAPTOP"), hs.user("alice", "PHONE")
+    laptop.post("/pushers/set", pusher(pushkey="LAPTOPKEY"))
+    phone.post("/pushers/set", pusher(pushkey="PHONEKEY"))
+    phone.post("/pushers/set", pusher(pushkey="PHONEKEY2", app_id="com.example.app.android"))
+    assert len(laptop.ok("/pushers")["pushers"]) == 3
+    phone.post("/logout")
+    assert [p["pushkey"] for p in laptop.ok("/pushers")["pushers"]] == ["LAPTOPKEY"]
+    # A message for alice is pushed to the remaining pusher only.
+    bob = hs.user("bob")
+    room = bob.create_room(preset="private_chat", invite=[laptop.user_id])
+    laptop.join(room)
+    message = bob.send(room, "hello")
+    wait_for(lambda: any(n.get("event_id") == message for n in fake.notifications()))
+    time.sleep(0.2)
+    pushed = [d["pushkey"] for n in fake.notifications() for d in n["devices"]]
+    assert pushed and set(pushed) == {"LAPTOPKEY"}
