@@ -3,7 +3,8 @@
 
 Spec: client-server API "Sending events to a room" and "Redactions". Every event goes to the
 room's actor, which authorises it against the room's current state; the (device, txnId) pair
-makes /send and /redact idempotent.
+makes /send and /redact idempotent. An event may not start a thread off an event that has a
+relation itself ("Threading": ``workers.client.relation_checks``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from workers.auth import require_user
 from workers.errors import Codes, MatrixError
+from workers.client.relation_checks import check_thread_root
 from workers.ratelimit import limit_messages
 from workers.room_access import require_room, room_stub
 from workers.routing import client_routes, read_json_object
@@ -36,6 +38,7 @@ async def send_message(request: Request, env: Any) -> dict[str, Any]:
     event_type = request.path_params["eventType"]
     await require_room(env, room_id)
     content = await read_json_object(request, allow_empty=True)
+    await check_thread_root(env, room_id, content)
     result = await room_stub(env, room_id).send_event(
         requester.user_id, event_type, content, None, _txn(requester, request.path_params["txnId"]),
     )
@@ -59,6 +62,7 @@ async def send_state(request: Request, env: Any) -> dict[str, Any]:
             {k: v for k, v in content.items() if k != "membership"},
         )
     else:
+        await check_thread_root(env, room_id, content)
         result = await room_stub(env, room_id).send_event(
             requester.user_id, event_type, content, state_key
         )

@@ -228,3 +228,29 @@ def test_threads_refusals(hs: ExtrasHarness) -> None:
     assert hs.get(alice, path, limit="0").json()["errcode"] == "M_INVALID_PARAM"
     bad_token = hs.get(alice, path, **{"from": "s1_2"})
     assert bad_token.status_code == 400 and bad_token.json()["errcode"] == "M_INVALID_PARAM"
+
+
+def test_threads_cannot_start_from_an_event_with_a_relation(hs: ExtrasHarness) -> None:
+    """Spec "Validation of m.thread relationships": 400 M_UNKNOWN for a thread off a child
+    of a relationship; replies and plain events may be thread roots."""
+    alice, bob, room = setup_room(hs)
+    root = hs.message(alice, room, "root", "v0")
+    in_thread = hs.message(bob, room, "in thread", "v1", thread(root))
+    edit = hs.message(alice, room, "* root", "v2", edit_of(root))
+    reply = hs.message(bob, room, "a reply", "v3", {"m.in_reply_to": {"event_id": root}})
+    for parent, txn in ((in_thread, "v4"), (edit, "v5")):
+        refused = hs.send(bob, room, {"msgtype": "m.text", "body": "nested",
+                                      "m.relates_to": thread(parent)}, txn)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["errcode"] == "M_UNKNOWN"
+    # As a state event too.
+    state = hs.client.put(f"{V3}/rooms/{room}/state/m.example/k", headers=alice,
+                          json={"m.relates_to": thread(in_thread)})
+    assert state.status_code == 400 and state.json()["errcode"] == "M_UNKNOWN"
+    # A reply can be a thread root; so can the event whose relation was redacted away.
+    hs.message(bob, room, "off a reply", "v6", thread(reply))
+    redacted = hs.client.put(f"{V3}/rooms/{room}/redact/{edit}/v7", headers=alice, json={})
+    assert redacted.status_code == 200, redacted.text
+    hs.message(bob, room, "off a redacted edit", "v8", thread(edit))
+    # Continuing the thread of a plain root is fine.
+    hs.message(alice, room, "two", "v9", thread(root))
