@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.federation.conftest import OURS, FedApp
-from tests.federation.forged_rooms import RemoteRoom
+from tests.federation.forged_rooms import RemoteRoom, send_transaction
 from tests.federation.peers import ForgedPeer, make_signing_key
 
 V3 = "/_matrix/client/v3"
@@ -148,3 +148,100 @@ def test_bad_events_in_backfill_are_dropped_rejected_or_redacted(fed: FedApp, pe
             for e in (intruder.event_id, badly_signed.event_id)}
     assert rows[badly_signed.event_id] is None  # dropped: not stored
     assert rows[intruder.event_id] is not None and rows[intruder.event_id]["rejected_reason"]
+
+
+def _redaction(room: RemoteRoom, sender: str, target: str, **signer: Any) -> Any:
+    content: dict[str, Any] = {"reason": "oops"}
+    if room.version.updated_redaction_rules:
+        content["redacts"] = target
+        return room.add(sender, "m.room.redaction", content, **signer)
+    raise AssertionError("the forged rooms here are v12")
+
+
+def test_backfilled_redactions_apply_in_either_order(fed: FedApp, peer: ForgedPeer) -> None:
+    """A redaction backfilled after its target (same answer) and before it (an earlier
+    answer: history comes newest first) both redact it; one by a server without the power
+    to redact another server's event does not."""
+    other = fed.network.add(ForgedPeer("other.test"))
+    dave = "@dave:other.test"
+    room = RemoteRoom(peer, CAROL)
+    room.add(dave, "m.room.member", {"membership": "join"}, dave, key=other.signing_key, server="other.test")
+    early = room.add(CAROL, "m.room.message", {"msgtype": "m.text", "body": "early secret"})
+    for i in range(55):  # the redaction of `early` is in the first /backfill answer, `early` in the second
+        room.add(CAROL, "m.room.message", {"msgtype": "m.text", "body": f"filler {i}"})
+    by_dave = room.add(dave, "m.room.message", {"msgtype": "m.text", "body": "dave's"}, key=other.signing_key,
+                       server="other.test")
+    carols = room.add(CAROL, "m.room.message", {"msgtype": "m.text", "body": "carol's"})
+    _redaction(room, CAROL, early.event_id)
+    _redaction(room, CAROL, by_dave.event_id)  # carol (the creator) has the power
+    _redaction(room, dave, carols.event_id, key=other.signing_key, server="other.test")  # dave has not
+    joined = _join(fed, peer, room)
+    bodies = _bodies(joined.page_back())
+    assert "early secret" not in bodies and "dave's" not in bodies
+    assert "carol's" in bodies
+    assert bodies.count("<redacted>") == 2
+    assert joined.requests.count("backfill") >= 2
+
+
+def test_live_redaction_of_unheld_history_applies_when_backfilled(fed: FedApp, peer: ForgedPeer) -> None:
+    room = RemoteRoom(peer, CAROL)
+    old = room.add(CAROL, "m.room.message", {"msgtype": "m.text", "body": "said before alice came"})
+    joined = _join(fed, peer, room)
+    redaction = _redaction(room, CAROL, old.event_id)
+    sent = send_transaction(fed, peer, [room.pdu(redaction.event_id)])
+    assert sent.status_code == 200 and sent.json()["pdus"][redaction.event_id] == {}, sent.text
+    assert _bodies(joined.page_back()) == ["<redacted>"]
+
+
+def test_forward_messages_without_from_start_at_backfilled_history(history: Joined) -> None:
+    history.page_back()
+    room = urllib.parse.quote(history.room.room_id)
+    page = history.get(f"/rooms/{room}/messages", dir="f", limit=6)
+    assert [e["type"] for e in page["chunk"]] == [
+        "m.room.create", "m.room.member", "m.room.power_levels", "m.room.join_rules",
+        "m.room.history_visibility", "m.room.message"]
+    assert _bodies(history.get(f"/rooms/{room}/messages", dir="f", limit=3, **{"from": page["end"]})["chunk"]) == [
+        "old 1", "old 2", "old 3"]
+
+
+def test_no_more_requests_once_the_start_is_reached(history: Joined) -> None:
+    history.page_back()
+    count = len(history.requests)
+    progress = history.fed.call(
+        history.fed.env.DB.prepare("SELECT reached_start FROM backfill_progress WHERE room_id = ?")
+        .bind(history.room.room_id).first)
+    assert progress == {"reached_start": 1}
+    history.page_back(limit=100)
+    assert len(history.requests) == count
+
+
+def test_backing_off_after_an_empty_answer(fed: FedApp, peer: ForgedPeer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer with nothing to give is not asked again at every /messages that reaches the
+    top; after the back-off it is, and the back-off doubles."""
+    room = RemoteRoom(peer, CAROL)
+    room.add(CAROL, "m.room.message", {"msgtype": "m.text", "body": "unreachable history"})
+    joined = _join(fed, peer, room)
+    base = "/_matrix/federation/v1"
+
+    def empty(request: httpx.Request) -> httpx.Response:
+        joined.requests.append("backfill")
+        return httpx.Response(200, json={"origin": "remote.test", "origin_server_ts": 0, "pdus": []})
+
+    fed.network.handlers[("remote.test", f"{base}/backfill/{room.room_id}")] = empty
+    clock = [1_000_000_000_000]
+    monkeypatch.setattr("workers.federation.backfill.now_ms", lambda: clock[0])
+    joined.page_back()
+    joined.page_back()
+    assert joined.requests.count("backfill") == 1
+    clock[0] += 61_000  # past the first back-off (a minute)
+    joined.page_back()
+    joined.page_back()
+    assert joined.requests.count("backfill") == 2
+    clock[0] += 61_000  # the second back-off is two minutes
+    joined.page_back()
+    assert joined.requests.count("backfill") == 2
+    clock[0] += 60_000
+    # Once the peer has the history again, it is fetched and the back-off is over.
+    _serve(joined)
+    assert _bodies(joined.page_back()) == ["unreachable history"]
+    assert joined.requests.count("backfill") == 3

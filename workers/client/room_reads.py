@@ -219,7 +219,9 @@ async def get_messages(request: Request, env: Any) -> JsonDict:
     elif backwards:
         from_token = base
     else:
-        from_token = base.with_events(0)
+        # From the room's first event, which is below 0 when history was backfilled.
+        first = await reader.timeline_page(access.room_id, descending=False, limit=1)
+        from_token = base.with_events(min(0, first[0]["stream_ordering"] - 1) if first else 0)
     to_param = request.query_params.get("to")
     stop = StreamToken.parse(to_param, param="to").events if to_param else None
 

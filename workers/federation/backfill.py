@@ -10,6 +10,11 @@ oldest timeline events that we do not hold in the timeline. The room actor takes
 answer through the receipt checks (``RoomActor.store_backfill``); this module does the
 network part: the request, the auth chains of events whose auth events we lack
 (``/event_auth``), and the state before events whose prev_events we lack (``/state``).
+
+Asking again is bounded (``d1.backfill_progress``): once the room's create event is in our
+timeline the start of the room is reached and nobody is asked any more; after an attempt
+that stored nothing, the same backward extremities are not asked for again until a back-off
+(doubling from a minute to an hour) has passed.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import json
 import logging
 from typing import Any
 
+from d1 import backfill_progress as progress_db
 from d1.events import get_event_rows
 from durable.errors import InvalidEvent
 from durable.events import event_from_pdu
 from durable.room_versions import get_room_version
+from workers.auth import now_ms
 from workers.client.history import TIMELINE_SQL
 from workers.federation.client import encode_path, federation_client
 from workers.federation.errors import FederationError
@@ -98,11 +105,39 @@ async def _auth_chains(env: Any, server: str, room_id: str, stub: Any, event_ids
 
 async def backfill_room(env: Any, room_id: str, limit: int = BACKFILL_LIMIT) -> int:
     """Fetch history from before our oldest timeline event of the room from a server in
-    the room and store it; return how many events were stored (0: none to fetch, or no
-    server answered usefully)."""
-    extremities = await backward_extremities(env.DB, room_id)
+    the room and store it; return how many events were stored (0: none to fetch, the start
+    of the room reached, backing off after fruitless attempts, or no server answered
+    usefully)."""
+    db = env.DB
+    progress = await progress_db.get_progress(db, room_id)
+    if progress is not None and progress["reached_start"]:
+        return 0
+    extremities = await backward_extremities(db, room_id)
     if not extremities:
         return 0
+    if (
+        progress is not None
+        and progress["extremities"] == progress_db.extremities_key(extremities)
+        and now_ms() < progress["retry_after_ms"]
+    ):
+        log.debug("room %s: backfill backing off until %d", room_id, progress["retry_after_ms"])
+        return 0
+    stored = await _fetch_history(env, room_id, extremities, limit)
+    if stored:
+        reached = await progress_db.create_event_in_timeline(db, room_id)
+        await db.batch([progress_db.record_stored(db, room_id, reached)])
+        return stored
+    same = progress is not None and progress["extremities"] == progress_db.extremities_key(extremities)
+    attempts = (progress["empty_attempts"] if same and progress is not None else 0) + 1
+    await db.batch([progress_db.record_empty(db, room_id, extremities, attempts, now_ms())])
+    log.info("room %s: backfill found nothing (%d in a row); backing off %d s", room_id, attempts,
+             progress_db.backoff_ms(attempts) // 1000)
+    return 0
+
+
+async def _fetch_history(env: Any, room_id: str, extremities: list[str], limit: int) -> int:
+    """Ask the servers in the room in turn for the history before ``extremities``; the
+    number of events the first useful answer stored (0: none)."""
     stub = room_stub(env, room_id)
     own = env.config.server_name
     servers = [s for s in await room_servers(env, room_id) if s != own]
