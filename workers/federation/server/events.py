@@ -2,7 +2,9 @@
 ``/event_auth``, ``/backfill``, ``/get_missing_events`` and ``/timestamp_to_event``.
 
 Spec: server-server API "Retrieving events", "Backfilling and retrieving missing events",
-"Room state" and the matching endpoints in data/api/server-server.
+"Room state" and the matching endpoints in data/api/server-server. ``/event``, ``/backfill``
+and ``/get_missing_events`` serve each event whole only if the requesting server may see it
+under the room's history visibility, else redacted (``workers.federation.visibility``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from d1.state import auth_chain_ids, state_before_event
 from workers.errors import Codes, MatrixError, bad_json, invalid_param, missing_param
 from workers.federation.auth import require_server
 from workers.federation.server.common import FEDERATION_V1, pdus_for, require_server_in_room
+from workers.federation.visibility import ServerView
 from workers.routing import read_json_object, route
 
 MAX_BACKFILL = 100
@@ -37,8 +40,10 @@ async def get_event(request: Request, env: Any) -> dict[str, Any]:
     if row is None or row["rejected_reason"] is not None:
         raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
     await require_server_in_room(env, row["room_id"], origin)
-    return {"origin": env.config.server_name, "origin_server_ts": _origin_ts(),
-            "pdus": [json.loads(row["json"])]}
+    pdus = await ServerView(env, origin).pdus([row])
+    if not pdus:
+        raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+    return {"origin": env.config.server_name, "origin_server_ts": _origin_ts(), "pdus": pdus}
 
 
 async def _state_at(request: Request, env: Any) -> tuple[str, dict[tuple[str, str], str]]:
@@ -94,8 +99,9 @@ def _limit(value: Any, maximum: int, default: int) -> int:
 
 async def _walk_back(env: Any, room_id: str, start: list[str], limit: int, stop: set[str],
                      min_depth: int = 0) -> list[dict[str, Any]]:
-    """Events reached by walking ``prev_events`` back from ``start`` (breadth first, the
-    deepest first), at most ``limit``, not passing ``stop`` events, accepted and in the room."""
+    """Rows of the events reached by walking ``prev_events`` back from ``start`` (breadth
+    first, the deepest first), at most ``limit``, not passing ``stop`` events, accepted and
+    in the room."""
     seen: set[str] = set(stop)
     frontier = [e for e in start if e not in seen]
     out: list[dict[str, Any]] = []
@@ -109,7 +115,7 @@ async def _walk_back(env: Any, room_id: str, start: list[str], limit: int, stop:
             if row["rejected_reason"] is not None or row["depth"] < min_depth:
                 continue
             pdu = json.loads(row["json"])
-            out.append(pdu)
+            out.append(row)
             if len(out) >= limit:
                 break
             for prev in pdu.get("prev_events", []):
@@ -128,7 +134,8 @@ async def backfill(request: Request, env: Any) -> dict[str, Any]:
     if not start:
         raise missing_param("v (the events to backfill from) is required")
     limit = _limit(request.query_params.get("limit"), MAX_BACKFILL, 10)
-    pdus = await _walk_back(env, room_id, start, limit, set())
+    rows = await _walk_back(env, room_id, start, limit, set())
+    pdus = await ServerView(env, origin).pdus(rows)
     return {"origin": env.config.server_name, "origin_server_ts": _origin_ts(), "pdus": pdus}
 
 
@@ -152,9 +159,9 @@ async def get_missing_events(request: Request, env: Any) -> dict[str, Any]:
     for row in rows.values():
         for prev in json.loads(row["json"]).get("prev_events", []):
             start.append(prev[0] if isinstance(prev, list) else prev)
-    pdus = await _walk_back(env, room_id, start, limit, set(earliest) | set(latest), min_depth)
-    pdus.sort(key=lambda p: p.get("depth", 0))
-    return {"events": pdus}
+    found = await _walk_back(env, room_id, start, limit, set(earliest) | set(latest), min_depth)
+    found.sort(key=lambda r: r["depth"])
+    return {"events": await ServerView(env, origin).pdus(found)}
 
 
 async def timestamp_to_event(request: Request, env: Any) -> dict[str, Any]:
