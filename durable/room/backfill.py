@@ -201,7 +201,10 @@ class Backfill(RemoteEvents):
             else:
                 continue  # not held yet: applied when the target is backfilled
             if state is None:
-                state = await self._state_after(redaction.event_id)
+                try:
+                    state = await self._state_after(redaction.event_id)
+                except LookupError:  # no state known at it: its sender's power is unknown
+                    state = {}
             if await self._may_redact(redaction.sender, target_sender, state):
                 mark_redacted(self.env.DB, plan, target_id, redaction.event_id)
                 marked.append(target_id)
