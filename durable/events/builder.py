@@ -15,15 +15,18 @@ do not check these hashes, so the builder trusts what the callable returns.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable, Mapping, Sequence
 
 from signedjson.types import SigningKey
+from unpaddedbase64 import encode_base64
 
+from durable.events.canonical import canonical_json, encode_checked, merged_object_length
 from durable.events.event import Event
-from durable.events.event_ids import event_from_pdu
-from durable.events.format import validate_pdu
-from durable.events.hashes import add_content_hash
-from durable.events.signing import sign_event
+from durable.events.event_ids import event_id_for_reference_hash
+from durable.events.format import check_pdu_size, validate_pdu_shape
+from durable.events.hashes import reference_hash_form
+from durable.events.signing import signature_of, signing_key_id
 from durable.room_versions import EventFormat, RoomVersion
 
 GetEventHashes = Callable[[str], Mapping[str, str]]
@@ -74,8 +77,6 @@ def build_event(
         "sender": sender,
         "origin_server_ts": origin_server_ts,
         "depth": depth,
-        "hashes": {},
-        "signatures": {},
     }
     if room_id is not None:
         pdu["room_id"] = room_id
@@ -100,8 +101,24 @@ def build_event(
         pdu["prev_events"] = list(prev_event_ids)
         pdu["auth_events"] = list(auth_event_ids)
 
-    signed = sign_event(add_content_hash(pdu), room_version, server_name, signing_key)
+    # Content hash: the canonical JSON of the event without hashes, signatures and unsigned
+    # (it has none yet). Encoding it checks every value against the room version's rules.
+    unhashed = canonical_json(pdu, room_version)
+    pdu["hashes"] = {"sha256": encode_base64(hashlib.sha256(unhashed).digest())}
+    # The redacted event without signatures is both what our signature covers and the input
+    # of the reference hash (the v3+ event ID): encode it once for both.
+    signed_form = encode_checked(reference_hash_form(pdu, room_version))
+    signature = signature_of(signed_form, signing_key)
+    pdu["signatures"] = {server_name: {signing_key_id(signing_key): signature}}
+    added: dict[str, Any] = {"hashes": pdu["hashes"], "signatures": pdu["signatures"]}
     if unsigned is not None:
-        signed["unsigned"] = dict(unsigned)
-    validate_pdu(signed, room_version)
-    return event_from_pdu(signed, room_version)
+        pdu["unsigned"] = dict(unsigned)
+        added["unsigned"] = pdu["unsigned"]
+    # Size limit over the whole event, from the two encodings (no third encoding of it).
+    check_pdu_size(merged_object_length(unhashed, canonical_json(added, room_version)))
+    validate_pdu_shape(pdu, room_version)
+    if room_version.event_format is EventFormat.V1:
+        event_id = pdu["event_id"]
+    else:
+        event_id = event_id_for_reference_hash(hashlib.sha256(signed_form).digest(), room_version)
+    return Event(pdu, room_version, event_id)

@@ -46,6 +46,31 @@ def canonical_json(obj: Any, room_version: RoomVersion | None) -> bytes:
         raise InvalidEvent(f"value cannot be encoded as canonical JSON: {exc}") from None
 
 
+def encode_checked(obj: Any) -> bytes:
+    """Canonical JSON of ``obj`` whose values were already checked by ``canonical_json`` for
+    the room version (it is a part of, or made from, an object that was), skipping the
+    second walk over them. Raises InvalidEvent if it cannot be encoded after all."""
+    try:
+        return encode_canonical_json(obj)
+    except RecursionError:
+        raise InvalidEvent("JSON is nested too deeply to encode") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidEvent(f"value cannot be encoded as canonical JSON: {exc}") from None
+
+
+def merged_object_length(first: bytes, second: bytes) -> int:
+    """The length of the canonical JSON of the union of two non-empty objects with disjoint
+    keys, given the canonical JSON of each.
+
+    Canonical JSON writes an object as ``{`` + its members joined by ``,`` + ``}`` with no
+    whitespace, so reordering members changes no length: the union is both encodings without
+    one pair of braces, plus one comma.
+    """
+    if len(first) <= 2 or len(second) <= 2 or first[:1] != b"{" or second[:1] != b"{":
+        raise ValueError("both encodings must be non-empty JSON objects")
+    return len(first) + len(second) - 1
+
+
 def _check_json_values(obj: Any, strict: bool) -> None:
     """Walk ``obj`` without recursion, refusing values illegal in (strict) canonical JSON."""
     stack: list[Any] = [obj]
@@ -63,6 +88,9 @@ def _check_json_values(obj: Any, strict: bool) -> None:
         if kind is int:
             if strict and not CANONICAL_INT_MIN <= value <= CANONICAL_INT_MAX:
                 raise InvalidEvent(f"integer {value} is outside the canonical JSON range")
+            continue
+        if kind is list:
+            stack.extend(value)
             continue
         if isinstance(value, (str, bool)):
             continue

@@ -30,7 +30,13 @@ def compute_event_id(pdu: Mapping[str, Any], room_version: RoomVersion) -> str:
         if not isinstance(event_id, str):
             raise InvalidEvent("room versions 1 and 2 need an `event_id` string in the event")
         return event_id
-    reference_hash = compute_reference_hash(pdu, room_version)
+    return event_id_for_reference_hash(compute_reference_hash(pdu, room_version), room_version)
+
+
+def event_id_for_reference_hash(reference_hash: bytes, room_version: RoomVersion) -> str:
+    """``$`` + the reference hash in unpadded base64: the standard alphabet in room version 3
+    (event format V2), the URL-safe one from v4 (format V3). Not for v1/v2, whose event IDs
+    are made by the server."""
     urlsafe = room_version.event_format is EventFormat.V3
     return "$" + encode_base64(reference_hash, urlsafe=urlsafe)
 

@@ -53,16 +53,39 @@ def validate_pdu(pdu: object, room_version: RoomVersion) -> None:
         raise InvalidEvent("event is nested too deeply") from None
 
 
+def validate_pdu_shape(pdu: object, room_version: RoomVersion) -> None:
+    """Every check of ``validate_pdu`` but the canonical JSON encoding and its size.
+
+    For a caller that has just encoded the event itself (the event builder): it must have
+    checked the values with ``canonical_json`` for the room version and the size with
+    ``check_pdu_size``. Raises InvalidEvent.
+    """
+    try:
+        if not isinstance(pdu, dict):
+            raise InvalidEvent("a PDU must be a JSON object")
+        _check_shape(federation_form(pdu, room_version), room_version)
+    except RecursionError:
+        raise InvalidEvent("event is nested too deeply") from None
+
+
+def check_pdu_size(size: int) -> None:
+    """Client-server "Size limits": an event is at most 65536 bytes of canonical JSON,
+    signatures included. Raises InvalidEvent."""
+    if size > MAX_PDU_BYTES:
+        raise InvalidEvent(f"event is {size} bytes, more than the {MAX_PDU_BYTES} allowed")
+
+
 def _validate(pdu: object, room_version: RoomVersion) -> None:
     if not isinstance(pdu, dict):
         raise InvalidEvent("a PDU must be a JSON object")
     form = federation_form(pdu, room_version)
 
     # Canonical JSON (strict from v6) and "Size limits": at most 65536 bytes, signatures included.
-    size = len(canonical_json(form, room_version))
-    if size > MAX_PDU_BYTES:
-        raise InvalidEvent(f"event is {size} bytes, more than the {MAX_PDU_BYTES} allowed")
+    check_pdu_size(len(canonical_json(form, room_version)))
+    _check_shape(form, room_version)
 
+
+def _check_shape(form: dict[str, Any], room_version: RoomVersion) -> None:
     for key in _REQUIRED_KEYS:
         if key not in form:
             raise InvalidEvent(f"missing required key `{key}`")

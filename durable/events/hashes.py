@@ -86,10 +86,22 @@ def compute_reference_hash(pdu: Mapping[str, Any], room_version: RoomVersion) ->
     A convenience ``event_id`` is ignored in v3+. Raises InvalidEvent if the redacted event
     is not canonical JSON for the room version.
     """
+    return hashlib.sha256(canonical_json(reference_hash_form(pdu, room_version), room_version)).digest()
+
+
+def reference_hash_form(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
+    """What the reference hash covers: the redacted event without ``signatures``,
+    ``unsigned`` and ``age_ts``.
+
+    This is also exactly what a server's signature covers (server-server API, "Signing
+    Events": the redacted event, signed as in "Signing JSON", which leaves out
+    ``signatures`` and ``unsigned``; redaction keeps no ``age_ts``), so an event builder can
+    encode it once for both.
+    """
     redacted = redact(federation_form(pdu, room_version), room_version)
     for key in _NOT_IN_REFERENCE_HASH:
         redacted.pop(key, None)
-    return hashlib.sha256(canonical_json(redacted, room_version)).digest()
+    return redacted
 
 
 def reference_hash_entry(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, str]:

@@ -15,6 +15,7 @@ from nacl.signing import VerifyKey
 from signedjson.key import decode_verify_key_base64, decode_verify_key_bytes
 from signedjson.sign import SignatureVerifyException, sign_json, verify_signed_json
 from signedjson.types import SigningKey
+from unpaddedbase64 import encode_base64
 
 from durable.errors import InvalidEvent, SignatureError
 from durable.events.canonical import canonical_json
@@ -34,6 +35,14 @@ def signing_key_id(signing_key: SigningKey) -> str:
 
 def _signable(redacted: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in redacted.items() if key not in ("signatures", "unsigned")}
+
+
+def signature_of(message: bytes, signing_key: SigningKey) -> str:
+    """The unpadded base64 ed25519 signature of ``message`` (pynacl), for a caller that has
+    already encoded the signed object as canonical JSON without ``signatures`` and
+    ``unsigned`` (appendices "Signing JSON"): the value signedjson's ``sign_json`` would
+    store for that object under ``signing_key_id(signing_key)``."""
+    return encode_base64(signing_key.sign(message).signature)
 
 
 def sign_event(

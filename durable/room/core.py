@@ -53,6 +53,60 @@ STRIPPED_STATE_TYPES = (
 )
 
 
+_ABSENT = object()
+
+
+class EventCache(dict[str, Event]):
+    """The actor's event cache (a dict of event ID to ``Event``) that can journal its writes.
+
+    While a snapshot is open (``RoomCore._snapshot``), each assignment or deletion first
+    records the entry's previous value (once per key), so that a failed commit undoes exactly
+    what it changed: restoring costs what the call wrote, not the size of the room.
+    """
+
+    __slots__ = ("journal",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.journal: dict[str, Any] | None = None
+
+    def __setitem__(self, key: str, value: Event) -> None:
+        if self.journal is not None and key not in self.journal:
+            self.journal[key] = self.get(key, _ABSENT)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if self.journal is not None and key not in self.journal:
+            self.journal[key] = self.get(key, _ABSENT)
+        super().__delitem__(key)
+
+    def undo(self, journal: dict[str, Any]) -> None:
+        """Put back every entry the journal recorded (removing those that were absent)."""
+        for key, value in journal.items():
+            if value is _ABSENT:
+                super().pop(key, None)
+            else:
+                super().__setitem__(key, value)
+
+
+class _Snapshot:
+    """The hot state as it was when a change began. ``state`` and ``extremities`` are only
+    ever replaced, never changed in place, so keeping the references is enough; the event
+    cache is changed in place and journals its writes instead."""
+
+    __slots__ = ("state", "extremities", "depth", "state_group", "group_chain_len",
+                 "room_version", "journal")
+
+    def __init__(self, core: "RoomCore") -> None:
+        self.state = core.state
+        self.extremities = core.extremities
+        self.depth = core.depth
+        self.state_group = core.state_group
+        self.group_chain_len = core.group_chain_len
+        self.room_version = core.room_version
+        self.journal: dict[str, Any] = {}
+
+
 class RoomCore(DurableObject):
     def __init__(self, ctx: DurableObjectState, env: Any) -> None:
         super().__init__(ctx, env)
@@ -61,7 +115,9 @@ class RoomCore(DurableObject):
         self.room_id: str = ctx.id.name
         self.room_version: RoomVersion | None = None
         self.state: dict[StateKey, str] = {}
-        self.events: dict[str, Event] = {}  # current state events and forward extremities
+        # Current state events and forward extremities (and what was loaded with them).
+        self.events: EventCache = EventCache()
+        self._open_snapshot: _Snapshot | None = None
         self.extremities: list[str] = []
         self.depth = 0
         self.state_group: str | None = None
@@ -207,13 +263,37 @@ class RoomCore(DurableObject):
             out["prev_sender"] = replaced.sender
         return out
 
-    def _snapshot(self) -> tuple[Any, ...]:
-        return (dict(self.state), dict(self.events), list(self.extremities), self.depth,
-                self.state_group, self.group_chain_len, self.room_version)
+    def _snapshot(self) -> _Snapshot:
+        """Note the hot state before changing it for a commit: O(1), since ``state`` and
+        ``extremities`` are only ever replaced (never changed in place) and the event cache
+        journals its writes from here on. ``_restore`` undoes the changes if the commit
+        fails; a successful ``_commit`` closes the snapshot (memory then matches D1).
 
-    def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        (self.state, self.events, self.extremities, self.depth,
-         self.state_group, self.group_chain_len, self.room_version) = snapshot
+        One snapshot is open at a time: the actor runs one call at a time and no change path
+        opens one inside another, so opening one closes any left open (a path that wrote
+        its batch without ``_commit``, such as a soft-failed event's)."""
+        snapshot = _Snapshot(self)
+        self._open_snapshot = snapshot
+        self.events.journal = snapshot.journal
+        return snapshot
+
+    def _restore(self, snapshot: _Snapshot) -> None:
+        """Put the hot state back as it was at ``snapshot``; nothing to undo once the
+        snapshot was closed by a commit (or replaced by a later one)."""
+        if self._open_snapshot is not snapshot:
+            return
+        self.events.undo(snapshot.journal)
+        self._close_snapshot()
+        self.state = snapshot.state
+        self.extremities = snapshot.extremities
+        self.depth = snapshot.depth
+        self.state_group = snapshot.state_group
+        self.group_chain_len = snapshot.group_chain_len
+        self.room_version = snapshot.room_version
+
+    def _close_snapshot(self) -> None:
+        self._open_snapshot = None
+        self.events.journal = None
 
     async def _commit(
         self, plan: PersistPlan, notify_users: set[str], fan_out: list[Event] | None = None
@@ -225,6 +305,7 @@ class RoomCore(DurableObject):
             set_room_state_group(db, plan, self.state_group)
         results = await db.batch(plan.statements)
         self._persisted_state_group = self.state_group
+        self._close_snapshot()
         self.env.NOTIFIER.notify([self.room_id, *notify_users])
         if fan_out:
             await self._send_to_servers(fan_out)
@@ -261,7 +342,9 @@ class RoomCore(DurableObject):
     def _prune_event_cache(self) -> None:
         keep = set(self.state.values()) | set(self.extremities)
         if len(self.events) > 2 * len(keep) + 100:
-            self.events = {k: v for k, v in self.events.items() if k in keep}
+            pruned = EventCache((k, v) for k, v in self.events.items() if k in keep)
+            pruned.journal = self.events.journal
+            self.events = pruned
 
     async def _get_key(self, server: str, key_id: str, at_ts: int | None) -> Any:
         return await self.env.server_keys.get_verify_key(server, key_id, at_ts)

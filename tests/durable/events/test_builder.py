@@ -9,9 +9,13 @@ from signedjson.key import get_verify_key
 
 from durable.errors import InvalidEvent
 from durable.events import (
+    add_content_hash,
     build_event,
+    canonical_json,
     check_content_hash,
+    compute_event_id,
     reference_hash_entry,
+    sign_event,
     validate_pdu,
     verify_event_signature,
 )
@@ -152,3 +156,42 @@ def test_key_id_follows_signing_key_version() -> None:
     key = fixed_signing_key(3, version="a_XyZ")
     event = build_event(get_room_version("12"), **make_event_kwargs("12", signing_key=key))
     assert list(event.pdu["signatures"]["example.org"]) == ["ed25519:a_XyZ"]
+
+
+@pytest.mark.parametrize("version_id", ALL)
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"type": "m.room.member", "state_key": "@alice:example.org",
+         "content": {"membership": "join", "displayname": "Alice"}},
+        {"type": "m.room.redaction", "content": {"reason": "spam"}, "redacts": "$target"},
+        {"unsigned": {"age": 5}},
+    ],
+)
+def test_builder_matches_the_step_by_step_algorithms(version_id: str, overrides: dict) -> None:
+    """The builder encodes the redacted event once for the signature and the event ID; the
+    result is the same as adding the content hash, signing with signedjson and computing the
+    event ID and the size each on their own."""
+    room_version = get_room_version(version_id)
+    event = build_event(room_version, **make_event_kwargs(version_id, **overrides))
+    bare = {k: v for k, v in event.pdu.items() if k not in ("hashes", "signatures", "unsigned")}
+    expected = sign_event(add_content_hash(bare), room_version, "example.org", fixed_signing_key(1))
+    if "unsigned" in overrides:
+        expected["unsigned"] = overrides["unsigned"]
+    assert dict(event.pdu) == expected
+    assert event.event_id == compute_event_id(expected, room_version)
+    validate_pdu(expected, room_version)
+
+
+def test_size_limit_counts_hashes_signatures_and_unsigned() -> None:
+    room_version = get_room_version("12")
+    probe = build_event(room_version, **make_event_kwargs("12", content={"body": ""}))
+    overhead = len(canonical_json(dict(probe.pdu), room_version))
+    fits = "x" * (65536 - overhead)
+    event = build_event(room_version, **make_event_kwargs("12", content={"body": fits}))
+    assert len(canonical_json(dict(event.pdu), room_version)) == 65536
+    with pytest.raises(InvalidEvent, match="bytes"):
+        build_event(room_version, **make_event_kwargs("12", content={"body": fits + "x"}))
+    with pytest.raises(InvalidEvent, match="bytes"):
+        build_event(room_version, **make_event_kwargs("12", content={"body": fits}, unsigned={"a": 1}))

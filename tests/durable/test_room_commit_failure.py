@@ -1,0 +1,61 @@
+"""A room actor whose D1 commit fails keeps its hot state as it was before the change."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from d1.database import D1Error
+from tests.workers.rooms.conftest import SERVER, Harness, hs  # noqa: F401  (fixture)
+
+
+def fail_next_batch(hs: Harness) -> None:
+    db = hs.env.DB
+    real = db.batch
+
+    async def failing(statements: Any) -> Any:
+        db.batch = real  # only this one
+        raise D1Error("batch rolled back: disk on fire")
+
+    db.batch = failing
+
+
+def actor(hs: Harness, room_id: str) -> Any:
+    stub = hs.env.ROOMS.get(hs.env.ROOMS.id_from_name(room_id))
+    return stub, hs.env.ROOMS._slots[hs.env.ROOMS.id_from_name(room_id).hex].instance
+
+
+@pytest.mark.parametrize("kind", ["message", "state", "redaction of a state event"])
+def test_failed_commit_leaves_memory_as_before(hs: Harness, kind: str) -> None:
+    alice = hs.user("alice")
+    room_id = hs.create_room(alice, topic="before")
+    stub, room = actor(hs, room_id)
+    topic_id = hs.summary(room_id)["state"]
+    topic_id = next(e for t, k, e in topic_id if t == "m.room.topic")
+    before = hs.summary(room_id)
+    cached_before = dict(room.events)
+    sender = f"@alice:{SERVER}"
+    fail_next_batch(hs)
+    with pytest.raises(D1Error):
+        if kind == "message":
+            hs.call(stub.send_event, sender, "m.room.message", {"msgtype": "m.text", "body": "x"})
+        elif kind == "state":
+            hs.call(stub.send_event, sender, "m.room.topic", {"topic": "after"}, "")
+        else:
+            hs.call(stub.send_event, sender, "m.room.redaction", {}, None, None, topic_id)
+    assert hs.summary(room_id) == before
+    assert dict(room.events) == cached_before
+    assert room.events[topic_id].content == {"topic": "before"}  # not redacted in memory
+    assert hs.state_content(room_id, "m.room.topic") == {"topic": "before"}
+    # The next change builds on the state as it was, and commits.
+    sent = hs.call(stub.send_event, sender, "m.room.topic", {"topic": "later"}, "")
+    after = hs.summary(room_id)
+    assert after["extremities"] == [sent["event_id"]]
+    assert hs.state_content(room_id, "m.room.topic") == {"topic": "later"}
+    stored = hs.call(hs.env.DB.prepare("SELECT json FROM events WHERE event_id = ?").bind(sent["event_id"]).first, "json")
+    assert json.loads(stored)["prev_events"] == before["extremities"]
+    # The failed event was never stored.
+    count = hs.call(hs.env.DB.prepare("SELECT count(*) AS n FROM events WHERE room_id = ?").bind(room_id).first, "n")
+    assert count == before["depth"] + 1
