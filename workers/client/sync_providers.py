@@ -35,6 +35,10 @@ async def to_device_for_sync(
     """The device's to-device events in (since_pos, upto_pos] and the ``to_device`` position
     the next token must carry. Messages at or before ``since_pos`` are deleted first: the
     device acknowledged them by syncing with that token."""
+    if await to_device_db.pending_count(env.DB, user_id, device_id) == 0:
+        # An empty inbox: nothing to deliver and nothing acknowledged to delete (a read
+        # instead of a write on the writer thread, for most syncs).
+        return [], upto_pos
     return await to_device_db.to_device_for_sync(env.DB, user_id, device_id, since_pos, upto_pos)
 
 
@@ -80,8 +84,16 @@ async def ephemeral_for_rooms(
     initial sync) and an ``m.typing`` with the current typers when they changed in the window.
     Rooms with nothing are absent."""
     out: dict[str, list[JsonDict]] = {}
-    receipts = await ephemeral_db.receipts_changed(env.DB, room_ids, user_id, since_receipts, upto_receipts)
-    typing = await ephemeral_db.typing_changed(env.DB, room_ids, since_typing, upto_typing, now_ms())
+    receipts = (
+        await ephemeral_db.receipts_changed(env.DB, room_ids, user_id, since_receipts, upto_receipts)
+        if since_receipts != upto_receipts
+        else {}
+    )
+    typing = (
+        await ephemeral_db.typing_changed(env.DB, room_ids, since_typing, upto_typing, now_ms())
+        if since_typing != upto_typing
+        else {}
+    )
     for room_id in room_ids:
         events: list[JsonDict] = []
         if room_id in receipts:
@@ -156,7 +168,9 @@ async def fill_sync_response(
         body["device_unused_fallback_key_types"] = await unused_fallback_key_types(env, user_id, device_id)
         has_data = has_data or bool(events)
 
-    if since is not None:
+    # Each stream below whose position did not move since the token has nothing new: its
+    # reads are skipped (the token carries every stream's position).
+    if since is not None and (since.device_lists, since.events) != (upto.device_lists, upto.events):
         lists = await device_lists_for_sync(
             env, user_id, since.device_lists, upto.device_lists, since.events, upto.events
         )
@@ -164,7 +178,7 @@ async def fill_sync_response(
         has_data = has_data or bool(lists["changed"] or lists["left"])
 
     presence_filter = sync_filter.presence
-    if not presence_filter.allows_nothing():
+    if not presence_filter.allows_nothing() and start.presence != upto.presence:
         presence = [
             e for e in await presence_for_sync(env, user_id, start.presence, upto.presence)
             if presence_filter.allows(e)
@@ -173,7 +187,8 @@ async def fill_sync_response(
         has_data = has_data or bool(presence)
 
     room_filter = sync_filter.room
-    if not room_filter.ephemeral.allows_nothing():
+    ephemeral_moved = (start.receipts, start.typing) != (upto.receipts, upto.typing)
+    if not room_filter.ephemeral.allows_nothing() and ephemeral_moved:
         rooms = [r for r in await device_lists.joined_rooms(db, user_id) if room_filter.allows_room(r)]
         ephemeral = await ephemeral_for_rooms(
             env, user_id, rooms, start.receipts, upto.receipts, start.typing, upto.typing

@@ -25,9 +25,9 @@ from workers.client.sync_providers import fill_sync_response, presence_on_sync
 from workers.errors import Codes, MatrixError
 from workers.push.unread import fill_unread_counts
 from workers.routing import client_routes
-from workers.sync.account_data import account_data_changes
+from workers.sync.account_data import AccountDataChanges, account_data_changes
 from workers.sync.filters import SyncFilter, load_sync_filter
-from workers.sync.rooms import SyncWindow, current_memberships, rooms_section
+from workers.sync.rooms import RoomsSection, SyncWindow, current_memberships, rooms_section
 from workers.sync.tokens import StreamToken, current_token
 
 # Synapse caps long polls; clients commonly ask for 30 s.
@@ -70,23 +70,32 @@ async def build_response(
     reader = RoomReader(
         env.DB, user_id=requester.user_id, device_id=requester.device_id, now_ms=now_ms()
     )
-    account_data = await account_data_changes(
-        env.DB,
-        requester.user_id,
-        since.account_data if since is not None else 0,
-        upto.account_data,
-        sync_filter.account_data,
-        sync_filter.room.account_data,
-    )
+    # A stream whose position has not moved since the token has nothing new: skip its reads.
+    if since is not None and since.account_data == upto.account_data:
+        account_data = AccountDataChanges()
+    else:
+        account_data = await account_data_changes(
+            env.DB,
+            requester.user_id,
+            since.account_data if since is not None else 0,
+            upto.account_data,
+            sync_filter.account_data,
+            sync_filter.room.account_data,
+        )
     window = SyncWindow(
         since=since.events if since is not None else None,
         upto=upto.events,
         full_state=full_state,
         filter=sync_filter,
     )
-    rooms = await rooms_section(
-        reader, window, account_data.by_room, lambda position: upto.with_events(position).encode()
-    )
+    if window.since == window.upto and not account_data.by_room and not full_state:
+        # No event since the token and no room account data: every room section is empty
+        # (each entry of an incremental sync needs one of those, or full_state).
+        rooms = RoomsSection()
+    else:
+        rooms = await rooms_section(
+            reader, window, account_data.by_room, lambda position: upto.with_events(position).encode()
+        )
     body: JsonDict = {
         "next_batch": upto.encode(),
         "rooms": rooms.to_json(),

@@ -289,24 +289,29 @@ async def rooms_section(
     memberships = await current_memberships(reader)
     changes = (
         await membership_changes(reader, window.since, window.upto)
-        if window.since is not None
+        if window.since is not None and window.since != window.upto
         else {}
     )
     active = (
         await rooms_with_events(reader, window.since, window.upto)
-        if window.since is not None
+        if window.since is not None and window.since != window.upto
         else set()
     )
-    forgotten = await forgotten_rooms(reader)
+    forgotten: set[str] | None = None  # read only when a left room may need an entry
     for member in memberships:
         room_id = member.room_id
         if not room_filter.allows_room(room_id):
             continue
         changed = changes.get(room_id, [])
+        account_data = room_account_data.get(room_id, [])
+        if (
+            member.membership == "join" and window.since is not None and not changed
+            and room_id not in active and not account_data and not window.full_state
+        ):
+            continue  # a joined room with nothing new: no entry, nothing to read
         row = await reader.row(member.event_id)
         if row is None:
             continue
-        account_data = room_account_data.get(room_id, [])
         before = (
             await membership_at(reader, room_id, window.since)
             if window.since is not None and changed
@@ -333,7 +338,11 @@ async def rooms_section(
                 section.knock[room_id] = {
                     "knock_state": {"events": await stripped_entry(reader, row, "knock_room_state")}
                 }
-        elif member.membership in ("leave", "ban") and room_id not in forgotten:
+        elif member.membership in ("leave", "ban"):
+            if forgotten is None:
+                forgotten = await forgotten_rooms(reader)
+            if room_id in forgotten:
+                continue
             if window.since is None or (window.full_state and room_filter.include_leave):
                 if not room_filter.include_leave:
                     continue

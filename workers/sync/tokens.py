@@ -63,8 +63,12 @@ class StreamToken:
 async def current_token(db: D1Database) -> StreamToken:
     """The positions of every stream now. Read before the data it bounds, so nothing
     committed after the read is skipped by the next sync."""
-    events = await db.prepare("SELECT COALESCE(MAX(stream_ordering), 0) AS p FROM events").first("p")
-    rows = (await db.prepare("SELECT stream, position FROM stream_positions").all()).results
+    events_result, positions_result = await db.read_many([
+        db.prepare("SELECT COALESCE(MAX(stream_ordering), 0) AS p FROM events"),
+        db.prepare("SELECT stream, position FROM stream_positions"),
+    ])
+    events = events_result.results[0]["p"] if events_result.results else 0
+    rows = positions_result.results
     positions = {row["stream"]: int(row["position"]) for row in rows}
     return StreamToken(
         int(events or 0), *(positions.get(name, 0) for name in STREAMS[1:])
