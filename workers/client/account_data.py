@@ -23,7 +23,7 @@ from d1 import account_data as account_data_db
 from workers.auth import Requester, require_user
 from workers.client import client_routes
 from workers.errors import Codes, MatrixError
-from workers.routing import read_json_object
+from workers.routing import check_stored_size, read_json_object
 
 SERVER_MANAGED_TYPES = frozenset({"m.fully_read", "m.push_rules"})
 TAG_TYPE = "m.tag"
@@ -57,6 +57,7 @@ async def _put(request: Request, env: Any, room_id: str) -> dict[str, Any]:
     if type in SERVER_MANAGED_TYPES:
         raise MatrixError(405, Codes.BAD_JSON, f"Cannot set {type} through this API.")
     content = await read_json_object(request)
+    check_stored_size(content, "Account data")
     await account_data_db.put(env.DB, requester.user_id, room_id, type, content)
     env.NOTIFIER.notify([requester.user_id])  # wake the user's waiting /sync
     return {}
@@ -134,6 +135,7 @@ async def put_tag(request: Request, env: Any) -> dict[str, Any]:
     order = info.get("order")
     if order is not None and (not isinstance(order, (int, float)) or isinstance(order, bool)):
         raise MatrixError(400, Codes.BAD_JSON, "order must be a number")
+    check_stored_size(info, "Tag")
     await _change_tags(env, requester.user_id, room_id, tag, info)
     return {}
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from d1.state import membership_of
+from durable.events.identifiers import is_valid_server_name
 from workers.auth import require_user
 from workers.errors import Codes, MatrixError, bad_json, invalid_param
 from workers.federation.outbound import resolve_remote_alias
@@ -22,8 +23,18 @@ from workers.room_access import require_room, room_stub
 from workers.routing import client_routes, read_json_object
 
 
+def is_valid_alias(alias: str) -> bool:
+    """Spec appendices, "Room Aliases": ``#room_alias:server_name``, at most 255 bytes, with
+    no NUL (nor ``:``) in the localpart and a valid server name."""
+    _, sep, server = alias[1:].partition(":")
+    return (
+        alias.startswith("#") and bool(sep) and "\x00" not in alias
+        and len(alias.encode("utf-8", "surrogatepass")) <= 255 and is_valid_server_name(server)
+    )
+
+
 def _check_alias(env: Any, alias: str) -> None:
-    if not alias.startswith("#") or ":" not in alias or len(alias.encode()) > 255:
+    if not is_valid_alias(alias):
         raise invalid_param(f"{alias!r} is not a room alias")
 
 
@@ -166,10 +177,10 @@ async def _public_rooms(env: Any, limit: int | None, since: str | None, term: st
     entries.sort(key=lambda e: (-e["num_joined_members"], e["room_id"]))
     start = 0
     if since:
-        try:
-            start = int(since.removeprefix("p"))
-        except ValueError:
-            raise invalid_param("Invalid pagination token") from None
+        token = since.removeprefix("p")
+        if not token.isascii() or not token.isdigit():
+            raise invalid_param("Invalid pagination token")
+        start = int(token)
     end = len(entries) if limit is None else start + limit
     result: dict[str, Any] = {"chunk": entries[start:end], "total_room_count_estimate": len(entries)}
     if end < len(entries):
@@ -180,11 +191,14 @@ async def _public_rooms(env: Any, limit: int | None, since: str | None, term: st
 
 
 def _limit(value: Any) -> int | None:
+    """``limit`` from a query string or a JSON body: a non-negative integer (or absent)."""
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise invalid_param("limit must be an integer")
     try:
         limit = int(value)
-    except (TypeError, ValueError):
+    except ValueError:
         raise invalid_param("limit must be an integer") from None
     if limit < 0:
         raise invalid_param("limit must not be negative")
@@ -210,7 +224,10 @@ async def post_public_rooms(request: Request, env: Any) -> dict[str, Any]:
     term = search.get("generic_search_term")
     if term is not None and not isinstance(term, str):
         raise bad_json("generic_search_term must be a string")
-    return await _public_rooms(env, _limit(body.get("limit")), body.get("since"), term)
+    since = body.get("since")
+    if since is not None and not isinstance(since, str):
+        raise bad_json("since must be a string")
+    return await _public_rooms(env, _limit(body.get("limit")), since, term)
 
 
 routes: list[Route] = [

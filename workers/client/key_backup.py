@@ -19,7 +19,7 @@ from d1 import key_backup as backup_db
 from workers.auth import require_user
 from workers.client import client_routes
 from workers.errors import Codes, MatrixError
-from workers.routing import read_json_object
+from workers.routing import check_stored_size, read_json_object
 
 ALGORITHMS = ("m.megolm_backup.v1.curve25519-aes-sha2",)
 WRONG_VERSION = "M_WRONG_ROOM_KEYS_VERSION"
@@ -50,6 +50,7 @@ def check_session(data: Any) -> JsonDict:
         raise MatrixError(400, Codes.BAD_JSON, "is_verified must be a boolean")
     if not isinstance(data.get("session_data"), dict):
         raise MatrixError(400, Codes.BAD_JSON, "session_data must be an object")
+    check_stored_size(data, "Key backup data")
     return data
 
 
@@ -72,6 +73,7 @@ def _check_backup_body(body: JsonDict) -> tuple[str, JsonDict]:
         raise MatrixError(400, Codes.INVALID_PARAM, f"Unsupported backup algorithm {algorithm!r}")
     if not isinstance(auth_data, dict):
         raise MatrixError(400, Codes.MISSING_PARAM, "auth_data must be an object")
+    check_stored_size(auth_data, "auth_data")
     return algorithm, auth_data
 
 

@@ -46,7 +46,7 @@ from workers.client.uia import PASSWORD_FLOWS, authenticate
 from workers.errors import Codes, MatrixError
 from workers.federation import e2ee_out
 from workers.federation.remote_keys import claim_remote_keys, query_remote_keys, request_timeout_s
-from workers.routing import read_json_object
+from workers.routing import check_stored_size, read_json_object
 from workers.sync.tokens import StreamToken
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ async def upload_keys(request: Request, env: Any) -> JsonDict:
 
     if body.get("device_keys") is not None:
         keys = check_device_keys(body["device_keys"], user_id, device_id)
+        check_stored_size(keys, "device_keys")
         existing = await e2e_keys.get_device_keys(db, user_id, device_id)
         if existing is not None and existing.get("keys") != keys["keys"]:
             raise invalid(
@@ -125,6 +126,7 @@ async def upload_keys(request: Request, env: Any) -> JsonDict:
         for (algorithm, key_id), key in parsed.items():
             if not isinstance(key, (str, dict)):
                 raise MatrixError(400, Codes.BAD_JSON, "one-time keys must be strings or objects")
+            check_stored_size(key, "A one-time key")
             if (algorithm, key_id) in stored:
                 if stored[(algorithm, key_id)] != key:
                     raise invalid(f"One-time key {algorithm}:{key_id} already exists with another value")
@@ -145,6 +147,7 @@ async def upload_keys(request: Request, env: Any) -> JsonDict:
         for (algorithm, key_id), key in parsed.items():
             if not isinstance(key, (str, dict)):
                 raise MatrixError(400, Codes.BAD_JSON, "fallback keys must be strings or objects")
+            check_stored_size(key, "A fallback key")
             old = current.get(algorithm)
             if old is not None and old["key_id"] == key_id and old["key"] == key:
                 continue  # the same key again: keep its used flag

@@ -19,6 +19,7 @@ from workers.federation.query import room_servers
 from workers.federation.server.common import server_in_room
 from durable.events.identifiers import is_valid_user_id
 from workers.auth import require_user
+from workers.client.directory import is_valid_alias
 from workers.client.room_create import member_content
 from workers.errors import Codes, MatrixError, bad_json
 from workers.room_access import require_room, resolve_room_id_or_alias, room_stub
@@ -48,7 +49,9 @@ def _via(request: Request) -> list[str]:
 
 async def _target_room(env: Any, room_id_or_alias: str) -> tuple[str, list[str]]:
     """The room ID and servers to try, resolving local and remote aliases."""
-    if room_id_or_alias.startswith("#") and ":" in room_id_or_alias:
+    if room_id_or_alias.startswith("#"):
+        if not is_valid_alias(room_id_or_alias):
+            raise MatrixError(400, Codes.INVALID_PARAM, f"{room_id_or_alias!r} is not a room alias")
         if room_id_or_alias.split(":", 1)[1] != env.config.server_name:
             return await resolve_remote_alias(env, room_id_or_alias)
     return await resolve_room_id_or_alias(env, room_id_or_alias), []

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from d1 import accounts as accounts_db
 from workers.auth import require_user
 from workers.client import call_hook, client_routes
-from durable.events.identifiers import server_name_of
+from durable.events.identifiers import is_valid_user_id, server_name_of
 from workers.errors import Codes, MatrixError
 from workers.federation.client import federation_client
 from workers.federation.errors import FederationError, as_client_error
@@ -44,6 +44,8 @@ async def _remote_profile(env: Any, server: str, user_id: str) -> dict[str, Any]
 
 
 async def _profile(env: Any, user_id: str) -> dict[str, Any]:
+    if not is_valid_user_id(user_id):
+        raise MatrixError(400, Codes.INVALID_PARAM, "Invalid user ID")
     server = server_name_of(user_id)
     if server is not None and server != env.config.server_name:
         return await _remote_profile(env, server, user_id)

@@ -29,7 +29,7 @@ from workers.client.push_rule_defaults import (
     ruleset,
 )
 from workers.errors import Codes, MatrixError
-from workers.routing import read_json_object
+from workers.routing import check_stored_size, read_json_object
 
 Rows = list[dict[str, Any]]
 PUSH_RULES_TYPE = "m.push_rules"
@@ -84,6 +84,7 @@ def _checked_actions(value: Any) -> list[Any]:
                 raise MatrixError(400, Codes.UNRECOGNIZED, f"Unknown action {action!r}")
         elif not (isinstance(action, dict) and isinstance(action.get("set_tweak"), str)):
             raise MatrixError(400, Codes.BAD_JSON, f"Invalid action {action!r}")
+    check_stored_size(value, "actions")
     return value
 
 
@@ -161,6 +162,7 @@ async def put_rule(request: Request, env: Any) -> dict[str, Any]:
     body = await read_json_object(request)
     actions = _checked_actions(body.get("actions"))
     definition = _checked_definition(kind, body)
+    check_stored_size(definition, "The rule")
     before = request.query_params.get("before")
     after = request.query_params.get("after")
 

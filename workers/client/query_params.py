@@ -6,6 +6,21 @@ from starlette.requests import Request
 
 from workers.errors import invalid_param
 
+# Stream positions and timestamps are stored as SQLite INTEGERs (signed 64-bit).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def int64_value(raw: str, name: str) -> int:
+    """``raw`` as a signed 64-bit integer; 400 ``M_INVALID_PARAM`` for anything else (a
+    number past that range can name no stored position or timestamp)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid_param(f"Query parameter {name!r} must be an integer") from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise invalid_param(f"Query parameter {name!r} is out of range")
+    return value
+
 
 def int_param(
     request: Request, name: str, default: int, maximum: int, *, minimum: int = 0

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from d1.accounts import get_profile
 from durable.events import build_event
+from durable.errors import InvalidEvent
 from durable.events.event import Event
 from durable.events.identifiers import is_valid_user_id
 from durable.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
@@ -129,8 +130,11 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
     """Create a room as ``creator`` from a ``/createRoom`` request body; return its ID."""
     server_name = env.config.server_name
 
+    requested_version = body.get("room_version", env.config.default_room_version)
+    if not isinstance(requested_version, str):
+        raise bad_json("room_version must be a string")
     try:
-        room_version = get_room_version(body.get("room_version", env.config.default_room_version))
+        room_version = get_room_version(requested_version)
     except UnsupportedRoomVersion as exc:
         raise MatrixError(400, Codes.UNSUPPORTED_ROOM_VERSION, str(exc)) from exc
 
@@ -138,7 +142,7 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
     if visibility not in ("public", "private"):
         raise invalid_param("visibility must be 'public' or 'private'")
     preset = body.get("preset") or ("public_chat" if visibility == "public" else "private_chat")
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise invalid_param(f"Unknown preset {preset!r}")
 
     invitees = body.get("invite", [])
@@ -225,7 +229,10 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
     # so a collision is retried with a perturbed origin_server_ts (the actor refuses the
     # second create of a room with M_ROOM_IN_USE).
     for attempt in range(CREATE_ATTEMPTS):
-        create = _create_event(env, room_version, creator, create_content, attempt)
+        try:
+            create = _create_event(env, room_version, creator, create_content, attempt)
+        except InvalidEvent as exc:
+            raise bad_json(f"Invalid creation_content: {exc.reason}") from exc
         room_id = create.room_id
         try:
             await room_stub(env, room_id).create_room(

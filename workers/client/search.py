@@ -101,7 +101,7 @@ def parse_criteria(criteria: Any) -> Criteria:
     if not isinstance(term, str):
         raise bad_json("search_term must be a string")
     keys = criteria.get("keys", list(SEARCH_KEYS))
-    if not isinstance(keys, list) or not keys or not all(k in SEARCH_KEYS for k in keys):
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and k in SEARCH_KEYS for k in keys):
         raise invalid_param(f"keys must be a non-empty list of {', '.join(SEARCH_KEYS)}")
     order_by = criteria.get("order_by", "rank")
     if order_by not in ("rank", "recent"):

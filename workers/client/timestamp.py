@@ -18,6 +18,7 @@ from starlette.routing import Route
 from workers.auth import require_user
 from workers.client.events_format import JsonDict
 from workers.client.history import TIMELINE_SQL
+from workers.client.query_params import int64_value
 from workers.client.room_reads import _room_id, reader_for, room_access
 from workers.client.v1_routes import client_v1_routes
 from workers.client.visibility import filter_visible
@@ -37,10 +38,7 @@ async def timestamp_to_event(request: Request, env: Any) -> JsonDict:
         raise missing_param("Missing query parameter 'ts'")
     if direction is None:
         raise missing_param("Missing query parameter 'dir'")
-    try:
-        ts = int(raw_ts)
-    except ValueError:
-        raise invalid_param("ts must be an integer timestamp") from None
+    ts = int64_value(raw_ts, "ts")
     if direction not in ("f", "b"):
         raise invalid_param("dir must be 'f' or 'b'")
     access = await room_access(reader, room_id)

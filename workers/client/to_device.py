@@ -20,7 +20,7 @@ from workers.auth import is_local_user, is_valid_user_id, now_ms, require_user
 from workers.client import client_routes
 from workers.errors import Codes, MatrixError
 from workers.federation import e2ee_out
-from workers.routing import read_json_object
+from workers.routing import check_stored_size, read_json_object
 
 ALL_DEVICES = "*"
 
@@ -44,6 +44,8 @@ async def send_to_device(request: Request, env: Any) -> dict[str, Any]:
     for user_id, per_device in messages.items():
         if not isinstance(per_device, dict) or not all(isinstance(c, dict) for c in per_device.values()):
             raise MatrixError(400, Codes.BAD_JSON, "messages must map users to devices to objects")
+        for content in per_device.values():
+            check_stored_size(content, "A to-device message")
         if not is_valid_user_id(user_id):
             raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid user ID {user_id!r}")
         if not is_local_user(env, user_id):
@@ -51,9 +53,10 @@ async def send_to_device(request: Request, env: Any) -> dict[str, Any]:
                 remote[user_id] = per_device
             continue
         known = [d["device_id"] for d in await devices_db.list_devices(db, user_id)]
-        for device_id, content in per_device.items():
-            targets = known if device_id == ALL_DEVICES else [device_id] if device_id in known else []
-            deliveries += [(user_id, target, content) for target in targets]
+        # One message per device: one addressed to the device by name wins over ``*``.
+        by_device = {d: per_device[ALL_DEVICES] for d in known} if ALL_DEVICES in per_device else {}
+        by_device.update((d, c) for d, c in per_device.items() if d != ALL_DEVICES and d in known)
+        deliveries += [(user_id, device_id, content) for device_id, content in by_device.items()]
 
     statements = to_device_db.send_statements(
         db, requester.user_id, sender_device, txn_id, event_type, deliveries, now_ms()

@@ -13,10 +13,12 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from workers.auth import require_user
-from workers.errors import bad_json
+from workers.errors import bad_json, invalid_param
 from workers.routing import client_routes, read_json_object
 
 MAX_LIMIT = 50
+# Longer than any user ID (255 bytes) or display name: SQLite refuses very long LIKE patterns.
+MAX_TERM_LENGTH = 1000
 
 
 async def search(request: Request, env: Any) -> dict[str, Any]:
@@ -25,6 +27,8 @@ async def search(request: Request, env: Any) -> dict[str, Any]:
     term = body.get("search_term")
     if not isinstance(term, str):
         raise bad_json("search_term must be a string")
+    if len(term) > MAX_TERM_LENGTH:
+        raise invalid_param(f"search_term must be at most {MAX_TERM_LENGTH} characters")
     limit = body.get("limit", 10)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
         raise bad_json("limit must be a non-negative integer")

@@ -10,7 +10,6 @@ wrong signature, or a key that cannot be obtained, is refused with 401 ``M_UNAUT
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -22,6 +21,7 @@ from workers.errors import Codes, MatrixError
 from workers.federation.client import now_ms
 from workers.federation.key_store import KeyStoreError, get_verify_key
 from workers.federation.x_matrix import AuthHeaderError, XMatrixAuth, parse_authorization, request_json
+from workers.routing import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,7 @@ async def _content(request: Request) -> Any:
     body = await request.body()
     if not body:
         return None
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise MatrixError(400, Codes.NOT_JSON, "Content not JSON") from None
+    return parse_json(body, max_depth=None)
 
 
 async def verify_request(request: Request, env: Any) -> str:

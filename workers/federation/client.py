@@ -54,6 +54,7 @@ from workers.federation.errors import (
 )
 from workers.federation.ip_policy import IPRangePolicy
 from workers.federation.x_matrix import authorization_header
+from workers.routing import loads_strict
 
 log = logging.getLogger(__name__)
 
@@ -285,8 +286,8 @@ class FederationClient:
     @staticmethod
     def _decode(destination: str, status: int, body: bytes) -> Any:
         try:
-            parsed = json.loads(body) if body else None
-        except (ValueError, UnicodeDecodeError):
+            parsed = loads_strict(body) if body else None
+        except ValueError:
             parsed = None
             if 200 <= status < 300:
                 raise FederationUnavailable(destination, f"HTTP {status} with a body that is not JSON") from None

@@ -134,7 +134,7 @@ def parse_well_known(body: bytes) -> str | None:
         return None
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(value, dict):
         return None

@@ -133,7 +133,7 @@ async def on_presence(env: Any, origin: str, content: JsonDict) -> None:
             continue
         if not await shares_room_with_us(env, user_id):
             continue
-        last_active = now - ago if _is_int(ago) and ago >= 0 else now
+        last_active = now - ago if _is_int(ago) and 0 <= ago <= now else now
         await db.batch(ephemeral_db.put_presence(db, user_id, state, status_msg, last_active))
         env.NOTIFIER.notify([user_id, *await joined_rooms(db, user_id)])
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from d1.accounts import get_profile
 from durable.errors import InvalidEvent
 from durable.events import add_content_hash, event_from_pdu, sign_event, validate_pdu
-from durable.events.identifiers import server_name_of
+from durable.events.identifiers import is_valid_server_name, server_name_of
 from durable.room_versions import KNOWN_ROOM_VERSIONS, UnsupportedRoomVersion, get_room_version
 from workers.errors import Codes, MatrixError
 from workers.federation.client import encode_path, federation_client
@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 
 def _candidates(env: Any, room_id: str, servers: Iterable[str]) -> list[str]:
     own = env.config.server_name
-    out = [s for s in dict.fromkeys(servers) if s and s != own]
+    out = [s for s in dict.fromkeys(servers) if s and s != own and is_valid_server_name(s)]
     domain = server_name_of(room_id)
-    if domain and domain != own and domain not in out:
+    if domain and domain != own and domain not in out and is_valid_server_name(domain):
         out.append(domain)
     return out
 

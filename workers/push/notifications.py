@@ -20,6 +20,7 @@ from d1.device_lists import joined_rooms
 from workers.auth import now_ms, require_user
 from workers.client import client_routes
 from workers.client.history import RoomReader
+from workers.client.query_params import int64_value
 from workers.errors import Codes, MatrixError
 from workers.push.unread import ensure_evaluated
 
@@ -32,10 +33,7 @@ def _int_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise MatrixError(400, Codes.INVALID_PARAM, f"{name} must be an integer") from None
+    return int64_value(raw, name)
 
 
 async def get_notifications(request: Request, env: Any) -> JsonDict:

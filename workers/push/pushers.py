@@ -29,7 +29,7 @@ from workers.auth import now_ms, require_user
 from workers.client import client_routes
 from workers.errors import Codes, MatrixError
 from workers.push.gateway import EVENT_ID_ONLY, GatewayError, PushGatewayClient, check_gateway_url
-from workers.routing import read_json_object
+from workers.routing import check_stored_size, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ def _validated(body: JsonDict) -> JsonDict:
     data = body["data"]
     if not isinstance(data, dict):
         raise MatrixError(400, Codes.INVALID_PARAM, "data must be an object")
+    check_stored_size(data, "data")
     if "url" not in data:
         raise MatrixError(400, Codes.MISSING_PARAM, "data.url is required for http pushers")
     problem = check_gateway_url(data["url"])

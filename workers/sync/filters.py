@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from d1.database import D1Database
 from workers.errors import Codes, MatrixError
+from workers.routing import parse_json
 
 # Synapse's defaults: 10 timeline events per room in /sync and per page in /messages.
 DEFAULT_TIMELINE_LIMIT = 10
@@ -199,8 +200,8 @@ class SyncFilter:
 
 async def stored_filter_json(db: D1Database, user_id: str, filter_id: str) -> Any | None:
     """The JSON of a filter the user uploaded, or None."""
-    if not filter_id.isdigit():
-        return None
+    if not (filter_id.isascii() and filter_id.isdigit() and len(filter_id) <= 18):
+        return None  # not an ID we hand out (they are SQLite integers)
     text = await db.prepare(
         "SELECT filter_json FROM filters WHERE user_id = ? AND filter_id = ?"
     ).bind(user_id, int(filter_id)).first("filter_json")
@@ -216,11 +217,7 @@ async def load_sync_filter(db: D1Database, user_id: str, param: str | None) -> S
     if param is None or param == "":
         return SyncFilter()
     if param.lstrip().startswith("{"):
-        try:
-            obj = json.loads(param)
-        except ValueError:
-            raise MatrixError(400, Codes.NOT_JSON, "Invalid filter JSON") from None
-        return SyncFilter.parse(obj)
+        return SyncFilter.parse(parse_json(param))
     obj = await stored_filter_json(db, user_id, param)
     if obj is None:
         raise MatrixError(400, Codes.INVALID_PARAM, "No such filter")
@@ -231,8 +228,4 @@ def parse_room_event_filter(param: str | None) -> EventFilter:
     """The ``filter`` query parameter of ``/messages`` and ``/context`` (inline JSON)."""
     if param is None or param == "":
         return EventFilter()
-    try:
-        obj = json.loads(param)
-    except ValueError:
-        raise MatrixError(400, Codes.NOT_JSON, "Invalid filter JSON") from None
-    return EventFilter.parse(obj)
+    return EventFilter.parse(parse_json(param))

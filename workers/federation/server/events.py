@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from d1.events import get_event_rows
 from d1.state import auth_chain_ids, state_before_event
+from workers.client.query_params import int64_value
 from workers.errors import Codes, MatrixError, bad_json, invalid_param, missing_param
 from workers.federation.auth import require_server
 from workers.federation.server.common import FEDERATION_V1, pdus_for, require_server_in_room
@@ -168,10 +169,10 @@ async def timestamp_to_event(request: Request, env: Any) -> dict[str, Any]:
     origin = await require_server(request, env)
     room_id = request.path_params["roomId"]
     await require_server_in_room(env, room_id, origin)
-    try:
-        ts = int(request.query_params["ts"])
-    except (KeyError, ValueError):
-        raise invalid_param("ts must be an integer timestamp") from None
+    raw_ts = request.query_params.get("ts")
+    if raw_ts is None:
+        raise invalid_param("ts must be an integer timestamp")
+    ts = int64_value(raw_ts, "ts")
     direction = request.query_params.get("dir", "f")
     if direction not in ("f", "b"):
         raise invalid_param("dir must be 'f' or 'b'")
