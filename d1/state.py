@@ -17,18 +17,32 @@ StateMap = dict[tuple[str, str], str]
 MAX_CHAIN = 50
 
 
+# A group and its ancestors along prev_group, nearest first, in one query (the chain is at
+# most MAX_CHAIN long; the depth guard only stops a corrupt, cyclic chain).
+_CHAIN_SQL = (
+    "WITH RECURSIVE chain(id, prev_group, delta, n) AS ("
+    " SELECT id, prev_group, delta, 0 FROM state_groups WHERE id = ?"
+    " UNION ALL SELECT g.id, g.prev_group, g.delta, chain.n + 1 FROM state_groups g"
+    " JOIN chain ON g.id = chain.prev_group WHERE chain.n < 10000"
+    ") SELECT id, prev_group, delta FROM chain ORDER BY n"
+)
+
+
+async def group_chain(db: D1Database, group_id: str) -> list[dict[str, Any]]:
+    """Rows ``{id, prev_group, delta}`` of the group and every group its delta builds on,
+    nearest first, read in one query. Raises LookupError when a group of the chain is
+    missing."""
+    rows = (await db.prepare(_CHAIN_SQL).bind(group_id).all()).results
+    if not rows:
+        raise LookupError(f"unknown state group {group_id}")
+    if rows[-1]["prev_group"] is not None:
+        raise LookupError(f"unknown state group {rows[-1]['prev_group']}")
+    return rows
+
+
 async def state_for_group(db: D1Database, group_id: str) -> StateMap:
-    """The full state of a group, by walking its delta chain."""
-    deltas: list[list[list[str]]] = []
-    current: str | None = group_id
-    while current is not None:
-        row = await db.prepare("SELECT prev_group, delta FROM state_groups WHERE id = ?").bind(
-            current
-        ).first()
-        if row is None:
-            raise LookupError(f"unknown state group {current}")
-        deltas.append(json.loads(row["delta"]))
-        current = row["prev_group"]
+    """The full state of a group: its delta chain, applied from the full snapshot at its root."""
+    deltas = [json.loads(row["delta"]) for row in await group_chain(db, group_id)]
     state: StateMap = {}
     for delta in reversed(deltas):
         for event_type, state_key, event_id in delta:

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from d1.database import D1Database
 from d1.events import chunks, get_event_rows
-from d1.state import StateMap
+from d1.state import StateMap, group_chain
 from durable.events.redaction import redact
 from durable.room_versions import RoomVersion, get_room_version
 from workers.client.events_format import JsonDict, client_event
@@ -97,20 +97,15 @@ class RoomReader:
     # --- state ----------------------------------------------------------------------------
     async def group_state(self, group_id: str) -> StateMap:
         """The full state of a state group (memoized along its delta chain; read-only)."""
+        if group_id in self._groups:
+            return self._groups[group_id]
         chain: list[tuple[str, list[list[str]]]] = []
-        current: str | None = group_id
         base: StateMap = {}
-        while current is not None:
-            if current in self._groups:
-                base = self._groups[current]
+        for row in await group_chain(self.db, group_id):  # one query for the whole chain
+            if row["id"] in self._groups:
+                base = self._groups[row["id"]]
                 break
-            row = await self.db.prepare(
-                "SELECT prev_group, delta FROM state_groups WHERE id = ?"
-            ).bind(current).first()
-            if row is None:
-                raise LookupError(f"unknown state group {current}")
-            chain.append((current, json.loads(row["delta"])))
-            current = row["prev_group"]
+            chain.append((row["id"], json.loads(row["delta"])))
         state = base
         for gid, delta in reversed(chain):
             state = dict(state)

@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import Any
 
 from d1 import device_lists
-from d1 import e2e_keys
 from d1 import ephemeral as ephemeral_db
+from d1 import sync_reads
 from d1 import to_device as to_device_db
 from workers.auth import now_ms
 from workers.client.ephemeral import set_presence_state
@@ -27,19 +27,6 @@ from workers.sync.tokens import StreamToken
 JsonDict = dict[str, Any]
 # A sync refreshes the stored last-active time at most this often (ms).
 ACTIVITY_GRANULARITY_MS = 60_000
-
-
-async def to_device_for_sync(
-    env: Any, user_id: str, device_id: str, since_pos: int, upto_pos: int
-) -> tuple[list[JsonDict], int]:
-    """The device's to-device events in (since_pos, upto_pos] and the ``to_device`` position
-    the next token must carry. Messages at or before ``since_pos`` are deleted first: the
-    device acknowledged them by syncing with that token."""
-    if await to_device_db.pending_count(env.DB, user_id, device_id) == 0:
-        # An empty inbox: nothing to deliver and nothing acknowledged to delete (a read
-        # instead of a write on the writer thread, for most syncs).
-        return [], upto_pos
-    return await to_device_db.to_device_for_sync(env.DB, user_id, device_id, since_pos, upto_pos)
 
 
 async def device_lists_for_sync(
@@ -56,18 +43,6 @@ async def device_lists_for_sync(
     return await device_lists.device_list_changes(
         env.DB, user_id, since_devices, upto_devices, since_events, upto_events
     )
-
-
-async def one_time_key_counts(env: Any, user_id: str, device_id: str) -> dict[str, int]:
-    """``device_one_time_keys_count``: algorithm -> unclaimed one-time keys of the device
-    (``signed_curve25519`` always present, as older clients read it)."""
-    counts = await e2e_keys.one_time_key_counts(env.DB, user_id, device_id)
-    return {"signed_curve25519": 0, **counts}
-
-
-async def unused_fallback_key_types(env: Any, user_id: str, device_id: str) -> list[str]:
-    """``device_unused_fallback_key_types``: algorithms whose fallback key is still unused."""
-    return await e2e_keys.unused_fallback_key_types(env.DB, user_id, device_id)
 
 
 async def ephemeral_for_rooms(
@@ -161,11 +136,19 @@ async def fill_sync_response(
     next_token = upto
 
     if device_id is not None:
-        events, to_device_pos = await to_device_for_sync(env, user_id, device_id, start.to_device, upto.to_device)
+        # The device's inbox size and key counts in one hop; the inbox is read (and what the
+        # token acknowledges deleted) only when it holds something.
+        device = await sync_reads.device_reads(db, user_id, device_id)
+        events: list[JsonDict] = []
+        to_device_pos = upto.to_device
+        if device.pending_to_device:
+            events, to_device_pos = await to_device_db.to_device_for_sync(
+                db, user_id, device_id, start.to_device, upto.to_device
+            )
         body["to_device"] = {"events": events}
         next_token = replace(next_token, to_device=to_device_pos)
-        body["device_one_time_keys_count"] = await one_time_key_counts(env, user_id, device_id)
-        body["device_unused_fallback_key_types"] = await unused_fallback_key_types(env, user_id, device_id)
+        body["device_one_time_keys_count"] = {"signed_curve25519": 0, **device.one_time_key_counts}
+        body["device_unused_fallback_key_types"] = device.unused_fallback_key_types
         has_data = has_data or bool(events)
 
     # Each stream below whose position did not move since the token has nothing new: its

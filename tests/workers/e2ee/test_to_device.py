@@ -83,3 +83,43 @@ def test_refusals(hs: Harness) -> None:
     assert alice.request("PUT", "/sendToDevice/m.test/x", {"messages": {"nobody": {}}}).status_code == 400
     # Remote users are accepted (and dropped until federation lands).
     assert alice.request("PUT", "/sendToDevice/m.test/y", {"messages": {"@b:remote.example": {"D": {}}}}).status_code == 200
+
+
+def test_a_sync_with_nothing_new_writes_nothing_and_reads_in_few_hops(hs: Harness) -> None:
+    """Streams whose position did not move since the token are not read; an empty inbox is
+    not cleaned up with a write (the acknowledged messages were deleted already)."""
+    alice, bob = hs.device("alice"), hs.device("bob")
+    room_id = alice.create_room(preset="public_chat")
+    bob.join(room_id)
+    since = bob.sync()["next_batch"]
+    _send(alice, "t", {bob.user_id: {"DEV": {"n": 1}}})
+    got = bob.sync(since)
+    assert _bodies(got) == [1]
+    bob.sync(got["next_batch"])  # acknowledges (deletes) the message
+    quiet = bob.sync(got["next_batch"])["next_batch"]
+    db = hs.env.DB
+    calls: list[str] = []
+    real = (db.batch, db._run_one, db.read_many)
+
+    async def batch(statements):  # type: ignore[no-untyped-def]
+        calls.append("write")
+        return await real[0](statements)
+
+    async def run_one(stmt, want_rows):  # type: ignore[no-untyped-def]
+        calls.append("read")
+        return await real[1](stmt, want_rows)
+
+    async def read_many(statements):  # type: ignore[no-untyped-def]
+        calls.append("read")
+        return await real[2](statements)
+
+    db.batch, db._run_one, db.read_many = batch, run_one, read_many
+    try:
+        body = bob.sync(quiet)
+    finally:
+        db.batch, db._run_one, db.read_many = real
+    assert body["next_batch"] == quiet and _bodies(body) == [] and body["rooms"]["join"] == {}
+    assert "write" not in calls
+    # The access token, the user's presence (set_presence defaults to online), the stream
+    # positions, and the device's inbox size and key counts.
+    assert len(calls) <= 4, calls
