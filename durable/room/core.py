@@ -118,6 +118,7 @@ class RoomCore(DurableObject):
         # Current state events and forward extremities (and what was loaded with them).
         self.events: EventCache = EventCache()
         self._open_snapshot: _Snapshot | None = None
+        self._servers_cache: tuple[dict[StateKey, str], frozenset[str]] | None = None
         self.extremities: list[str] = []
         self.depth = 0
         self.state_group: str | None = None
@@ -312,13 +313,24 @@ class RoomCore(DurableObject):
         return results[plan.event_statements[-1]].results[0]["stream_ordering"]
 
     def servers_in_room(self) -> set[str]:
-        """Servers with a joined member in the current state."""
+        """Servers with a joined member in the current state.
+
+        Remembered for as long as ``self.state`` is the same object: the state map is
+        replaced on every change, never changed in place, and a state event's membership
+        never changes (redaction keeps it), so a new message does not walk every member."""
+        cached = self._servers_cache
+        if cached is not None and cached[0] is self.state:
+            return set(cached[1])
         servers = set()
+        complete = True
         for (event_type, state_key), event_id in self.state.items():
             if event_type == "m.room.member":
                 event = self.events.get(event_id)
-                if event is not None and event.membership == "join" and ":" in state_key:
+                if event is None:
+                    complete = False
+                elif event.membership == "join" and ":" in state_key:
                     servers.add(state_key.split(":", 1)[1])
+        self._servers_cache = (self.state, frozenset(servers)) if complete else None
         return servers
 
     async def _send_to_servers(self, events: list[Event]) -> None:
@@ -340,6 +352,10 @@ class RoomCore(DurableObject):
                 log.exception("room %s: could not queue %d events for %s", self.room_id, len(events), server)
 
     def _prune_event_cache(self) -> None:
+        # Each state event ID is one key's, so len(state) <= len(keep): a cache no larger than
+        # 2 * len(state) + 100 is never pruned, and the keep set need not be built.
+        if len(self.events) <= 2 * len(self.state) + 100:
+            return
         keep = set(self.state.values()) | set(self.extremities)
         if len(self.events) > 2 * len(keep) + 100:
             pruned = EventCache((k, v) for k, v in self.events.items() if k in keep)
