@@ -59,6 +59,11 @@ CASES = [
      400, "M_INVALID_PARAM"),
     ("POST", f"{V3}/search", {"search_categories": {"room_events": {"search_term": "x", "keys": [{}]}}},
      400, "M_INVALID_PARAM"),
+    # User-interactive auth: a stage type that is not a string.
+    ("DELETE", f"{V3}/devices/{{device}}", {"auth": {"type": [{"": 1}], "session": None}}, 400, "M_BAD_JSON"),
+    ("POST", f"{V3}/delete_devices", {"devices": ["X"], "auth": {"type": {"a": 1}}}, 400, "M_BAD_JSON"),
+    ("POST", f"{V3}/register", {"username": "uia", "password": "long enough pw", "auth": {"type": ["m.login.dummy"]}},
+     400, "M_BAD_JSON"),
     # Integers past SQLite's 64 bits in query parameters.
     ("GET", f"{V3}/notifications?from=999999999999999999999999999999", None, 400, "M_INVALID_PARAM"),
     ("GET", f"{V3}/notifications?limit=99999999999999999999999", None, 400, "M_INVALID_PARAM"),

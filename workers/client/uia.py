@@ -78,6 +78,8 @@ async def authenticate(
     now = now_ms()
     if auth is not None and not isinstance(auth, dict):
         raise MatrixError(400, Codes.BAD_JSON, "auth must be an object")
+    if auth and not isinstance(auth.get("type", ""), str):
+        raise MatrixError(400, Codes.BAD_JSON, "auth.type must be a string")
     session_id = auth.get("session") if auth else None
     if session_id is None:
         await ui_auth_db.delete_expired(env.DB, now - SESSION_LIFETIME_MS)
