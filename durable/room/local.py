@@ -17,6 +17,7 @@ from durable.auth import (
     event_power_level,
     user_power_level,
 )
+from d1.database import D1Error
 from durable.errors import AuthError, InvalidEvent
 from durable.events import build_event, event_from_pdu, validate_pdu
 from durable.events.event import Event
@@ -124,16 +125,35 @@ class LocalEvents(RemoteEvents):
         txn: dict[str, str] | None = None,
         redacts: str | None = None,
     ) -> dict[str, Any]:
-        """Build, authorise and persist a local event; idempotent per (device, txn_id)."""
+        """Build, authorise and persist a local event; idempotent per (device, txn_id).
+
+        A repeated transaction ID (a client's retry) gets the event ID of the first send,
+        whatever the room's state is now. The txn row goes into the event's own batch and its
+        primary key makes a repeat fail, so the earlier event is looked up only when the send
+        fails (one D1 read less per send than looking it up first)."""
         self._require_room()
+        try:
+            return await self._send_new_event(sender, type, content, state_key, txn, redacts)
+        except (MatrixError, D1Error):
+            if txn is not None:
+                earlier = await self.env.DB.prepare(
+                    "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
+                    " AND room_id = ? AND txn_id = ?"
+                ).bind(sender, txn["device_id"], self.room_id, txn["txn_id"]).first("event_id")
+                if earlier is not None:
+                    return {"event_id": earlier}
+            raise
+
+    async def _send_new_event(
+        self,
+        sender: str,
+        type: str,
+        content: dict[str, Any],
+        state_key: str | None,
+        txn: dict[str, str] | None,
+        redacts: str | None,
+    ) -> dict[str, Any]:
         db = self.env.DB
-        if txn is not None:
-            earlier = await db.prepare(
-                "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
-                " AND room_id = ? AND txn_id = ?"
-            ).bind(sender, txn["device_id"], self.room_id, txn["txn_id"]).first("event_id")
-            if earlier is not None:
-                return {"event_id": earlier}
         if type == "m.room.redaction" or redacts is not None:
             if redacts is None:
                 redacts = content.get("redacts") if isinstance(content.get("redacts"), str) else None

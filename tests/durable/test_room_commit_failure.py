@@ -9,6 +9,7 @@ import pytest
 
 from d1.database import D1Error
 from tests.workers.rooms.conftest import SERVER, Harness, hs  # noqa: F401  (fixture)
+from workers.errors import MatrixError
 
 
 def fail_next_batch(hs: Harness) -> None:
@@ -59,3 +60,25 @@ def test_failed_commit_leaves_memory_as_before(hs: Harness, kind: str) -> None:
     # The failed event was never stored.
     count = hs.call(hs.env.DB.prepare("SELECT count(*) AS n FROM events WHERE room_id = ?").bind(room_id).first, "n")
     assert count == before["depth"] + 1
+
+
+def test_a_repeated_txn_gets_the_first_event_even_when_a_new_send_would_fail(hs: Harness) -> None:
+    """The txn row's primary key fails the repeat's commit; the first event ID is returned and
+    nothing of the repeat stays in memory or D1. After leaving the room, a retry of a txn sent
+    while joined still gets its event ID (a new send is refused)."""
+    alice = hs.user("alice")
+    room_id = hs.create_room(alice)
+    stub, room = actor(hs, room_id)
+    sender = f"@alice:{SERVER}"
+    txn = {"device_id": "DEV_alice", "txn_id": "t1"}
+    first = hs.call(stub.send_event, sender, "m.room.message", {"body": "one"}, None, txn)
+    before = hs.summary(room_id)
+    again = hs.call(stub.send_event, sender, "m.room.message", {"body": "one"}, None, txn)
+    assert again == {"event_id": first["event_id"]}
+    assert hs.summary(room_id) == before
+    hs.call(stub.update_membership, sender, sender, "leave")
+    retry = hs.call(stub.send_event, sender, "m.room.message", {"body": "one"}, None, txn)
+    assert retry == {"event_id": first["event_id"]}
+    with pytest.raises(MatrixError):
+        hs.call(stub.send_event, sender, "m.room.message", {"body": "two"}, None,
+                {"device_id": "DEV_alice", "txn_id": "t2"})
