@@ -108,11 +108,23 @@ async def device_list_changes(
     in the window. left: users whose membership change (or the user's own leaving) in the
     window left them sharing no room with ``user_id``. Invites and knocks share nothing.
     """
+    device_changes = (
+        await changed_between(db, since_devices, upto_devices)
+        if since_devices != upto_devices
+        else set()
+    )
+    memberships = (
+        await _membership_events(db, user_id, since_events, upto_events)
+        if since_events != upto_events
+        else []
+    )
+    if not device_changes and not memberships:
+        return {"changed": [], "left": []}  # nothing in the window: who shares a room is moot
     sharing = await users_sharing_a_room(db, user_id)
-    changed = await changed_between(db, since_devices, upto_devices) & sharing
+    changed = device_changes & sharing
     touched: set[str] = set()
     own_rooms: set[str] = set()
-    for row in await _membership_events(db, user_id, since_events, upto_events):
+    for row in memberships:
         if row["state_key"] == user_id:
             own_rooms.add(row["room_id"])
         elif row["membership"] in ("join", "leave", "ban"):

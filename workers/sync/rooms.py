@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from d1.events import chunks
 from workers.client.events_format import JsonDict, apply_event_fields, stripped_state
 from workers.client.history import TIMELINE_SQL, RoomReader, Row
 from workers.client.pagination import paginate
@@ -177,7 +178,7 @@ def _filterable(row: Row) -> dict[str, Any]:
 async def room_summary(reader: RoomReader, state: StateMap) -> JsonDict:
     """``summary`` (spec: "m.heroes" are up to 5 other members, given when the room has no
     name and no canonical alias; joined and invited member counts)."""
-    members = await reader.state_rows({k: v for k, v in state.items() if k[0] == "m.room.member"})
+    members = await _member_rows(reader, [v for k, v in state.items() if k[0] == "m.room.member"])
     joined = sum(1 for r in members if r["membership"] == "join")
     invited = sum(1 for r in members if r["membership"] == "invite")
     summary: JsonDict = {"m.joined_member_count": joined, "m.invited_member_count": invited}
@@ -190,6 +191,21 @@ async def room_summary(reader: RoomReader, state: StateMap) -> JsonDict:
         pool.sort(key=lambda r: (_MEMBERSHIP_ORDER.get(r["membership"], 2), r["stream_ordering"]))
         summary["m.heroes"] = [r["state_key"] for r in pool[:MAX_HEROES]]
     return summary
+
+
+async def _member_rows(reader: RoomReader, event_ids: list[str]) -> list[Row]:
+    """``state_key``, ``membership`` and ``stream_ordering`` of member events: what the
+    summary needs, without each event's JSON, in one hop however many members there are."""
+    if not event_ids:
+        return []
+    results = await reader.db.read_many([
+        reader.db.prepare(
+            "SELECT event_id, state_key, membership, stream_ordering FROM events"
+            f" WHERE event_id IN ({','.join('?' * len(chunk))})"
+        ).bind(*chunk)
+        for chunk in chunks(event_ids)
+    ])
+    return [row for result in results for row in result.results]
 
 
 async def _serialize(reader: RoomReader, rows: list[Row], fields: list[str] | None) -> list[JsonDict]:
