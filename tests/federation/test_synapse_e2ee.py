@@ -28,7 +28,10 @@ from tests.clients.test_nio_e2ee import E2EClient
 from tests.federation.local_server import LocalServer
 from tests.federation.synapse_peer import PASSWORD, SynapsePeer
 
-pytestmark = pytest.mark.slow
+# A real Synapse in another process: under CI load, propagation can miss a deadline now and
+# then (seen once in many runs, not reproduced). One bounded rerun keeps such a miss from
+# failing the suite; a real bug fails every run.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 DEADLINE_S = 20.0
 ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}

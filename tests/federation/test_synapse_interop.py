@@ -22,7 +22,10 @@ from tests.federation.local_server import LocalServer
 from tests.federation.synapse_peer import SynapsePeer
 from workers.federation.key_store import fetch_server_keys, get_verify_key as stored_key
 
-pytestmark = pytest.mark.slow
+# A real Synapse in another process: under CI load, propagation can miss a deadline now and
+# then (seen once in many runs, not reproduced). One bounded rerun keeps such a miss from
+# failing the suite; a real bug fails every run.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,10 @@ from tests.workers.media.conftest import make_image
 from workers.federation.client import encode_path
 from workers.media.multipart import parse_media_answer
 
-pytestmark = pytest.mark.slow
+# A real Synapse in another process: under CI load, propagation can miss a deadline now and
+# then (seen once in many runs, not reproduced). One bounded rerun keeps such a miss from
+# failing the suite; a real bug fails every run.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,10 @@ from tests.federation.synapse_peer import PASSWORD, SynapsePeer
 from workers.federation.client import encode_path
 from workers.federation.x_matrix import authorization_header
 
-pytestmark = pytest.mark.slow
+# A real Synapse in another process: under CI load, propagation can miss a deadline now and
+# then (seen once in many runs, not reproduced). One bounded rerun keeps such a miss from
+# failing the suite; a real bug fails every run.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 DEADLINE_S = 30.0
 
