@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -10,7 +12,9 @@ from starlette.testclient import TestClient
 
 from local_runtime.config import load_config
 from local_runtime.server import build_app
+from tests.federation.local_server import LocalServer
 from tests.federation.peers import ForgedPeer, PeerNetwork, client_for
+from tests.federation.synapse_peer import SynapsePeer
 
 OURS = "ours.test"
 
@@ -43,3 +47,30 @@ def fed(tmp_path: Path, network: PeerNetwork) -> Iterator[FedApp]:
         app.env.FEDERATION = client_for(app.env, network)
         app.call(real.close)
         yield app
+
+
+# --- a real Synapse and our server side by side (the interop modules) ------------------------
+# Module-scoped: each interop module gets its own pair of servers.
+
+
+@pytest.fixture(scope="module")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapsePeer]:
+    if importlib.util.find_spec("synapse") is None:
+        message = "matrix-synapse is not installed (make test installs the interop extra)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    peer = SynapsePeer(tmp_path_factory.mktemp("synapse")).start()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    server = LocalServer(tmp_path_factory.mktemp("ours")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

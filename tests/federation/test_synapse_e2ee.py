@@ -10,8 +10,6 @@ from PyPI in a subprocess; everything crosses real federation requests.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import secrets
 import time
 import urllib.parse
@@ -39,29 +37,6 @@ ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorit
 
 def q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
-
-
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapsePeer]:
-    if importlib.util.find_spec("synapse") is None:
-        message = "matrix-synapse is not installed (make test installs the interop extra)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    peer = SynapsePeer(tmp_path_factory.mktemp("synapse")).start()
-    try:
-        yield peer
-    finally:
-        peer.stop()
-
-
-@pytest.fixture(scope="module")
-def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    server = LocalServer(tmp_path_factory.mktemp("ours")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Device:

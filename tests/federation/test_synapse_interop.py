@@ -6,12 +6,8 @@ would) and Synapse with its own; each names itself ``localhost:<federation port>
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import time
 import urllib.parse
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 from signedjson.key import get_verify_key
@@ -26,29 +22,6 @@ from workers.federation.key_store import fetch_server_keys, get_verify_key as st
 # then (seen once in many runs, not reproduced). One bounded rerun keeps such a miss from
 # failing the suite; a real bug fails every run.
 pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
-
-
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapsePeer]:
-    if importlib.util.find_spec("synapse") is None:
-        message = "matrix-synapse is not installed (make test installs the interop extra)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    peer = SynapsePeer(tmp_path_factory.mktemp("synapse")).start()
-    try:
-        yield peer
-    finally:
-        peer.stop()
-
-
-@pytest.fixture(scope="module")
-def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    server = LocalServer(tmp_path_factory.mktemp("ours")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

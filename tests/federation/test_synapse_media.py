@@ -9,7 +9,6 @@ subprocess; every byte crosses a real signed federation request.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 from typing import Any, Iterator
@@ -28,20 +27,6 @@ from workers.media.multipart import parse_media_answer
 # then (seen once in many runs, not reproduced). One bounded rerun keeps such a miss from
 # failing the suite; a real bug fails every run.
 pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
-
-
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapsePeer]:
-    if importlib.util.find_spec("synapse") is None:
-        message = "matrix-synapse is not installed (make test installs the interop extra)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    peer = SynapsePeer(tmp_path_factory.mktemp("synapse")).start()
-    try:
-        yield peer
-    finally:
-        peer.stop()
 
 
 @pytest.fixture(scope="module")

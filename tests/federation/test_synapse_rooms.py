@@ -7,11 +7,8 @@ from PyPI in a subprocess; every event crosses real federation requests.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
@@ -31,29 +28,6 @@ from workers.federation.x_matrix import authorization_header
 pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 DEADLINE_S = 30.0
-
-
-@pytest.fixture(scope="module")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapsePeer]:
-    if importlib.util.find_spec("synapse") is None:
-        message = "matrix-synapse is not installed (make test installs the interop extra)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    peer = SynapsePeer(tmp_path_factory.mktemp("synapse")).start()
-    try:
-        yield peer
-    finally:
-        peer.stop()
-
-
-@pytest.fixture(scope="module")
-def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    server = LocalServer(tmp_path_factory.mktemp("ours")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class User:
