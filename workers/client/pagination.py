@@ -7,6 +7,7 @@ positions (see ``workers.client.history``); see ``paginate`` for the bounds.
 from __future__ import annotations
 
 import json
+from typing import Awaitable, Callable
 
 from workers.client.history import RoomReader, Row
 from workers.client.visibility import filter_visible
@@ -15,7 +16,51 @@ from workers.sync.filters import EventFilter
 # At most this many rows are read per call while skipping events the user may not see;
 # past it the page ends early with a continuation position so the client can go on.
 MAX_ROWS_SCANNED = 2000
-_BATCH = 100
+PAGE_ROWS = 100
+
+
+# ``fetch(after, upto, descending)``: up to ``PAGE_ROWS`` rows with after < position <= upto.
+FetchPage = Callable[[int | None, int | None, bool], Awaitable[list[Row]]]
+
+
+async def walk_visible(
+    reader: RoomReader,
+    fetch: FetchPage,
+    *,
+    start: int | None,
+    stop: int | None,
+    backwards: bool,
+    limit: int,
+    keep: Callable[[Row], bool] | None = None,
+) -> tuple[list[Row], int | None]:
+    """Up to ``limit`` rows the user may see (and that ``keep`` accepts), read page by page
+    from position ``start`` towards ``stop``: backwards newest first, forwards oldest first.
+    Returns the rows and the position to continue from, or None when the history in that
+    direction is exhausted. At most ``MAX_ROWS_SCANNED`` rows are read per call."""
+    out: list[Row] = []
+    position = start
+    scanned = 0
+    while len(out) < limit:
+        if backwards:
+            batch = await fetch(stop, position, True)
+        else:
+            batch = await fetch(position, stop, False)
+        if not batch:
+            return out, None
+        scanned += len(batch)
+        candidates = batch if keep is None else [r for r in batch if keep(r)]
+        visible = {r["event_id"] for r in await filter_visible(reader, candidates, reader.user_id)}
+        for row in batch:
+            position = row["stream_ordering"] - 1 if backwards else row["stream_ordering"]
+            if row["event_id"] in visible:
+                out.append(row)
+                if len(out) == limit:
+                    return out, position
+        if len(batch) < PAGE_ROWS:
+            return out, None
+        if scanned >= MAX_ROWS_SCANNED:
+            return out, position
+    return out, position
 
 
 async def paginate(
@@ -34,32 +79,16 @@ async def paginate(
     with ``start < stream_ordering <= stop``, oldest first. Returns the rows and the position
     to continue from, or None when the history in that direction is exhausted.
     """
-    out: list[Row] = []
-    position = start
-    scanned = 0
-    while len(out) < limit:
-        if backwards:
-            batch = await reader.timeline_page(room_id, after=stop, upto=position, limit=_BATCH)
-        else:
-            batch = await reader.timeline_page(
-                room_id, after=position, upto=stop, descending=False, limit=_BATCH
-            )
-        if not batch:
-            return out, None
-        scanned += len(batch)
-        candidates = [r for r in batch if _row_passes(r, event_filter)]
-        visible = {r["event_id"] for r in await filter_visible(reader, candidates, reader.user_id)}
-        for row in batch:
-            position = row["stream_ordering"] - 1 if backwards else row["stream_ordering"]
-            if row["event_id"] in visible:
-                out.append(row)
-                if len(out) == limit:
-                    return out, position
-        if len(batch) < _BATCH:
-            return out, None
-        if scanned >= MAX_ROWS_SCANNED:
-            return out, position
-    return out, position
+
+    async def fetch(after: int | None, upto: int | None, descending: bool) -> list[Row]:
+        if descending:
+            return await reader.timeline_page(room_id, after=after, upto=upto, limit=PAGE_ROWS)
+        return await reader.timeline_page(room_id, after=after, upto=upto, descending=False, limit=PAGE_ROWS)
+
+    return await walk_visible(
+        reader, fetch, start=start, stop=stop, backwards=backwards, limit=limit,
+        keep=lambda row: _row_passes(row, event_filter),
+    )
 
 
 def _row_passes(row: Row, event_filter: EventFilter) -> bool:

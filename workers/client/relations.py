@@ -21,19 +21,16 @@ from starlette.routing import Route
 from workers.auth import require_user
 from workers.client.events_format import JsonDict
 from workers.client.history import RoomReader, Row
+from workers.client.pagination import PAGE_ROWS, walk_visible
 from workers.client.query_params import bool_param, direction_param, int_param
 from workers.client.room_reads import _room_id, _visible_event, reader_for
 from workers.client.v1_routes import client_v1_routes
-from workers.client.visibility import filter_visible
 from workers.errors import Codes, MatrixError
 from workers.sync.tokens import StreamToken
 
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 100
 RECURSION_DEPTH = 3
-# Rows read per call at most while skipping children the user may not see.
-MAX_ROWS_SCANNED = 2000
-_BATCH = 100
 
 LIVE_CHILD_SQL = (
     "e.outlier = 0 AND e.soft_failed = 0 AND e.rejected_reason IS NULL AND e.redacted_by IS NULL"
@@ -101,33 +98,13 @@ async def visible_children(
     """Up to ``limit`` children the user may see, from position ``start`` towards ``stop``
     (as ``workers.client.pagination.paginate``), and the position to continue from (None
     when there are no more)."""
-    out: list[Row] = []
-    position = start
-    scanned = 0
-    while len(out) < limit:
-        if backwards:
-            after, upto = stop, position
-        else:
-            after, upto = position, stop
-        batch = await children_page(
+    async def fetch(after: int | None, upto: int | None, descending: bool) -> list[Row]:
+        return await children_page(
             reader, room_id, parent_id, rel_type=rel_type, event_type=event_type,
-            recurse=recurse, after=after, upto=upto, descending=backwards, limit=_BATCH,
+            recurse=recurse, after=after, upto=upto, descending=descending, limit=PAGE_ROWS,
         )
-        if not batch:
-            return out, None
-        scanned += len(batch)
-        visible = {r["event_id"] for r in await filter_visible(reader, batch, reader.user_id)}
-        for row in batch:
-            position = row["stream_ordering"] - 1 if backwards else row["stream_ordering"]
-            if row["event_id"] in visible:
-                out.append(row)
-                if len(out) == limit:
-                    return out, position
-        if len(batch) < _BATCH:
-            return out, None
-        if scanned >= MAX_ROWS_SCANNED:
-            return out, position
-    return out, position
+
+    return await walk_visible(reader, fetch, start=start, stop=stop, backwards=backwards, limit=limit)
 
 
 async def get_relations(request: Request, env: Any) -> JsonDict:
