@@ -10,17 +10,7 @@
 //    Alice's earlier message; then Alice sends again and the new device decrypts it live.
 // Prints one line per step; exits non-zero on the first failure.
 
-// matrix-js-sdk 43 needs Promise.withResolvers (Node 22); Node 20 lacks it.
-if (typeof Promise.withResolvers !== "function") {
-  Promise.withResolvers = function withResolvers() {
-    let resolve, reject;
-    const promise = new Promise((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    return { promise, resolve, reject };
-  };
-}
+import "./polyfill.mjs";
 
 const sdk = await import("matrix-js-sdk");
 const { logger } = await import("matrix-js-sdk/lib/logger.js");

@@ -8,16 +8,7 @@
 // for a thumbnail, and checks that a download without the token is refused.
 // Prints one line per step; exits non-zero on the first failure.
 
-if (typeof Promise.withResolvers !== "function") {
-  Promise.withResolvers = function withResolvers() {
-    let resolve, reject;
-    const promise = new Promise((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    return { promise, resolve, reject };
-  };
-}
+import "./polyfill.mjs";
 
 const sdk = await import("matrix-js-sdk");
 const { logger } = await import("matrix-js-sdk/lib/logger.js");
