@@ -18,6 +18,7 @@ import pytest
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    EncryptionError,
     JoinResponse,
     LoginResponse,
     MegolmEvent,
@@ -41,7 +42,7 @@ class E2EClient:
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
         self.texts: dict[str, list[RoomMessageText]] = {}
-        self.undecrypted: list[MegolmEvent] = []
+        self.undecrypted: list[tuple[str, MegolmEvent]] = []
 
     @property
     def user_id(self) -> str:
@@ -56,7 +57,8 @@ class E2EClient:
                 if isinstance(event, RoomMessageText):
                     self.texts.setdefault(room_id, []).append(event)
                 elif isinstance(event, MegolmEvent):
-                    self.undecrypted.append(event)
+                    self.undecrypted.append((room_id, event))
+        self._retry_undecrypted()
         if self.client.should_upload_keys:
             await self.client.keys_upload()
         if self.client.should_query_keys:
@@ -64,6 +66,21 @@ class E2EClient:
         if self.client.should_claim_keys:
             await self.client.keys_claim(self.client.get_users_for_key_claiming())
         return response
+
+    def _retry_undecrypted(self) -> None:
+        """Decrypt messages whose room key arrived after them, as clients do: a Megolm
+        message and the to-device message carrying its key travel separately (over
+        federation, a server may apply a transaction's EDUs before its PDUs)."""
+        waiting, self.undecrypted = self.undecrypted, []
+        for room_id, event in waiting:
+            event.room_id = room_id
+            try:
+                decrypted = self.client.decrypt_event(event)
+            except EncryptionError:  # the room key has not arrived yet
+                self.undecrypted.append((room_id, event))
+                continue
+            if isinstance(decrypted, RoomMessageText):
+                self.texts.setdefault(room_id, []).append(decrypted)
 
     async def until(self, done: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + DEADLINE_SECONDS

@@ -163,23 +163,34 @@ def test_to_device_both_ways(pair: dict[str, Any]) -> None:
     alice.wait_for(received(alice, bob.user_id, "b1"), "bob's to-device message")
 
 
+def _sees_device(watcher: Device, owner: str, device_id: str) -> Callable[[dict[str, Any]], bool]:
+    """True once ``watcher`` was told ``owner``'s devices changed and /keys/query lists
+    ``device_id``. A new device is announced twice (at login, then with its keys), and a
+    client queries after each change, so the first notice may come before the keys."""
+    def seen(body: dict[str, Any]) -> bool:
+        if owner not in body.get("device_lists", {}).get("changed", []):
+            return False
+        found = watcher.call("POST", "/keys/query", {"device_keys": {owner: []}})
+        return device_id in found["device_keys"].get(owner, {})
+    return seen
+
+
 def test_device_list_changes_both_ways(ours: LocalServer, synapse: SynapsePeer, pair: dict[str, Any]) -> None:
     alice, bob = pair["alice"], pair["bob"]
     alice.sync_once(0)
     bob.sync_once(0)
     alice2 = Device(ours.client_url, _login(ours.client_url, alice.user_id))
-    alice2.upload_keys()
-    bob.wait_for(lambda b: alice.user_id in b.get("device_lists", {}).get("changed", []), "alice's new device")
-    found = bob.call("POST", "/keys/query", {"device_keys": {alice.user_id: []}})
-    assert alice2.device_id in found["device_keys"][alice.user_id]
-
     bob2 = Device(synapse.client_url, _login(synapse.client_url, bob.user_id))
-    bob2.upload_keys()
-    alice.wait_for(lambda b: bob.user_id in b.get("device_lists", {}).get("changed", []), "bob's new device")
-    found = alice.call("POST", "/keys/query", {"device_keys": {bob.user_id: []}})
-    assert set(found["device_keys"][bob.user_id]) == {bob.device_id, bob2.device_id}
-    for device in (alice2, bob2):
-        device.http.close()
+    try:
+        alice2.upload_keys()
+        bob.wait_for(_sees_device(bob, alice.user_id, alice2.device_id), "alice's new device")
+        bob2.upload_keys()
+        alice.wait_for(_sees_device(alice, bob.user_id, bob2.device_id), "bob's new device")
+        found = alice.call("POST", "/keys/query", {"device_keys": {bob.user_id: []}})
+        assert {bob.device_id, bob2.device_id} <= set(found["device_keys"][bob.user_id])
+    finally:
+        for device in (alice2, bob2):
+            device.http.close()
 
 
 def test_typing_and_receipts_both_ways(pair: dict[str, Any]) -> None:
@@ -220,8 +231,9 @@ async def nio_login(base_url: str, user_id: str, store: Path, device_name: str) 
 async def test_nio_encrypted_messages_across_servers(
     ours: LocalServer, synapse: SynapsePeer, tmp_path: Path
 ) -> None:
-    carol_account = _register_ours(ours, "carol")
-    dave_account = synapse.register("dave")
+    suffix = secrets.token_hex(3)  # a rerun registers fresh users
+    carol_account = _register_ours(ours, f"carol{suffix}")
+    dave_account = synapse.register(f"dave{suffix}")
     carol = await nio_login(ours.client_url, carol_account["user_id"], tmp_path / "carol", "carol nio")
     dave = await nio_login(synapse.client_url, dave_account["user_id"], tmp_path / "dave", "dave nio")
     try:
