@@ -65,6 +65,7 @@ ROUTE_MODULES = [
     "workers.client.relations",
     "workers.client.threads",
     "workers.client.hierarchy",
+    "workers.client.room_summary",
     "workers.federation.server.hierarchy",
     "workers.client.timestamp",
     "workers.client.search",
