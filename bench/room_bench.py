@@ -1,7 +1,11 @@
 """Benchmark of the room core (issue 3).
 
 1. Local events created per second through one room actor: build (prev events, auth events,
-   depth), hash, sign, check the auth rules, persist in one D1 batch, acknowledge.
+   depth), hash, sign, check the auth rules, persist, acknowledge after the commit. Measured
+   with one send at a time per room (latency-bound) and with several senders per room (a busy
+   room: the actor builds the next event while the previous batch commits, and events queued
+   meanwhile share the next commit), over 1 and 10 rooms, with the process's CPU time per
+   event (all threads: the event loop and the database threads).
 2. State resolution time with 10,000 unconflicted and 200 conflicted state events.
 
 Prints the room version used. Run: `.venv/bin/python bench/room_bench.py [--events N] [--version V]`.
@@ -37,8 +41,10 @@ def progress(label: str, done: int, total: int) -> None:
     print(f"\r  {label}: {done}/{total}", end="", file=sys.stderr, flush=True)
 
 
-async def local_events(version: str, count: int, rooms: int) -> float:
-    """Events/s sent through ``rooms`` room actors at once (each room's sends in order)."""
+async def local_events(version: str, count: int, rooms: int, in_flight: int) -> tuple[float, float]:
+    """Events/s sent through ``rooms`` room actors at once, with ``in_flight`` sends waiting
+    on each room at any time (1: each send waits for the previous one's answer), and the
+    process's CPU time (all threads) per event in µs."""
     with tempfile.TemporaryDirectory() as tmp:
         env = Env(load_config(data_dir=tmp, server_name=SERVER))
         await env.start()
@@ -47,26 +53,29 @@ async def local_events(version: str, count: int, rooms: int) -> float:
                 env.ROOMS.get_by_name(await create_room_for(env, f"@alice:{SERVER}", {"room_version": version}))
                 for _ in range(rooms)
             ]
-            per_room = max(1, count // rooms)
+            per_sender = max(1, count // (rooms * in_flight))
+            total = per_sender * rooms * in_flight
             done = 0
 
-            async def sender(stub: object) -> None:
+            async def sender(stub: object, lane: int) -> None:
                 nonlocal done
-                for i in range(per_room):
+                for i in range(per_sender):
                     await stub.send_event(  # type: ignore[attr-defined]
-                        f"@alice:{SERVER}", "m.room.message", {"msgtype": "m.text", "body": f"m{i}"}
+                        f"@alice:{SERVER}", "m.room.message", {"msgtype": "m.text", "body": f"m{lane}.{i}"}
                     )
                     done += 1
-                    if done % max(1, count // 20) == 0:
-                        progress(f"local events over {rooms} room(s)", done, per_room * rooms)
+                    if done % max(1, total // 20) == 0:
+                        progress(f"local events over {rooms} room(s), {in_flight} in flight each", done, total)
 
+            cpu_started = time.process_time()
             started = time.perf_counter()
-            await asyncio.gather(*(sender(stub) for stub in stubs))
+            await asyncio.gather(*(sender(stub, lane) for stub in stubs for lane in range(in_flight)))
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
             print(file=sys.stderr)
         finally:
             await env.close()
-    return per_room * rooms / elapsed
+    return total / elapsed, cpu / total * 1e6
 
 
 def state_res_case(version: str, unconflicted: int, conflicted: int) -> tuple[list[dict], dict[str, Event]]:
@@ -138,20 +147,23 @@ def state_res_time(version: str, unconflicted: int, conflicted: int, runs: int) 
 
 async def main(args: argparse.Namespace) -> None:
     print(f"room version {args.version}", flush=True)
-    rates = {rooms: await local_events(args.version, args.events, rooms) for rooms in (1, 10)}
+    cases = [(rooms, in_flight) for rooms in (1, 10) for in_flight in (1, args.in_flight)]
+    rates = {case: await local_events(args.version, args.events, *case) for case in cases}
     ms = state_res_time(args.version, args.unconflicted, args.conflicted, args.runs)
-    print(f"{'measure':<62} {'result':>12}")
-    for rooms, rate in rates.items():
-        label = f"local events created/s (auth+hash+sign+persist), {rooms} room(s)"
-        print(f"{label:<62} {rate:>12,.0f}")
+    print(f"{'measure':<66} {'events/s':>9} {'CPU µs/event':>13}")
+    for (rooms, in_flight), (rate, cpu_us) in rates.items():
+        label = f"local events (auth+hash+sign+persist), {rooms} room(s), {in_flight} in flight each"
+        print(f"{label:<66} {rate:>9,.0f} {cpu_us:>13,.0f}")
     label = f"state resolution, {args.unconflicted:,} unconflicted + {args.conflicted} conflicted (ms)"
-    print(f"{label:<62} {ms:>12.1f}")
+    print(f"{label:<66} {ms:>9.1f}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", default="12")
     parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--in-flight", type=int, default=32,
+                        help="sends waiting on each room at once in the concurrent cases")
     parser.add_argument("--unconflicted", type=int, default=10_000)
     parser.add_argument("--conflicted", type=int, default=200)
     parser.add_argument("--runs", type=int, default=5)

@@ -4,6 +4,6 @@ On a Python-capable edge host this import would be ``from workers import Durable
 locally the same shape comes from the local runtime. Actor modules import it from here.
 """
 
-from local_runtime.durable_objects import DurableObject, DurableObjectState
+from local_runtime.durable_objects import DurableObject, DurableObjectState, OutputGate, pipelined
 
-__all__ = ["DurableObject", "DurableObjectState"]
+__all__ = ["DurableObject", "DurableObjectState", "OutputGate", "pipelined"]

@@ -21,6 +21,14 @@ Guarantees:
   A failing alarm is retried with exponential backoff, up to 6 times.
 - **Hibernation.** Actors idle for ``idle_seconds`` are evicted from memory and rebuilt from
   storage (constructor, then any ``block_concurrency_while`` work) on their next call.
+- **Output gate for other bindings.** A method marked ``@pipelined`` may return
+  ``OutputGate(awaitable)``: the input gate opens at once (the next call may start) while the
+  caller's answer waits for the awaitable, typically writes the actor queued on D1 (the
+  platform holds a call's output until its storage writes are confirmed in the same way).
+  A call to any method *not* marked ``@pipelined`` first waits until every gated output of
+  the actor has settled, so it sees all of the actor's writes committed, as before.
+- **Reset.** ``ctx.abort(reason)`` discards the instance (as on the platform): calls already
+  queued on it are answered by a fresh instance built from storage.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import pickle
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +244,16 @@ class DurableObjectState:
         self.id = object_id
         self.storage = storage
         self._startup: list[Callable[[], Awaitable[Any]]] = []
+        self._on_abort: Callable[[str], None] | None = None
+        self.aborted: str | None = None
+
+    def abort(self, reason: str = "aborted") -> None:
+        """Reset the actor: this instance takes no further calls; the next call (and any
+        already waiting at its gate) is delivered to a new instance built from storage."""
+        if self.aborted is None:
+            self.aborted = reason
+            if self._on_abort is not None:
+                self._on_abort(reason)
 
     def block_concurrency_while(self, fn: Callable[[], Awaitable[Any]]) -> None:
         """Run ``fn`` before any call is delivered (used in constructors to load state)."""
@@ -256,10 +274,31 @@ class DurableObject:
         raise RuntimeError(f"{type(self).__name__} set an alarm but defines no alarm()")
 
 
-class _Slot:
-    """One live actor: its instance, its input gate and when it was last used."""
+class OutputGate:
+    """What a ``@pipelined`` method returns to answer only once ``awaitable`` is done: the
+    caller gets its result (or its exception), while the actor's gate is already open."""
 
-    __slots__ = ("instance", "ctx", "gate", "last_used", "busy")
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self.awaitable = awaitable
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def pipelined(method: F) -> F:
+    """Mark an actor method as one that may run while earlier calls' gated outputs are still
+    pending (every other method waits for them first)."""
+    method.__dict__["pipelined"] = True
+    return method
+
+
+class _Slot:
+    """One live actor: its instance, its input gate, its pending gated outputs and when it
+    was last used."""
+
+    __slots__ = ("instance", "ctx", "gate", "last_used", "busy", "outputs")
 
     def __init__(self, instance: DurableObject, ctx: DurableObjectState) -> None:
         self.instance = instance
@@ -267,6 +306,17 @@ class _Slot:
         self.gate = asyncio.Lock()
         self.last_used = time.monotonic()
         self.busy = 0
+        self.outputs: set[asyncio.Future[Any]] = set()
+
+    def output_done(self, output: "asyncio.Future[Any]") -> None:
+        self.outputs.discard(output)
+        if not output.cancelled():
+            output.exception()  # retrieved: its caller may have gone away
+
+    async def settle_outputs(self) -> None:
+        """Wait until every gated output of the actor has settled (success or failure)."""
+        while self.outputs:
+            await asyncio.wait(list(self.outputs))
 
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -372,10 +422,24 @@ class DurableObjectNamespace:
         if slot is None:
             return False
         async with slot.gate:
+            await slot.settle_outputs()
             if self._slots.get(hex_id) is slot:
                 del self._slots[hex_id]
                 slot.ctx.storage._close()
         return True
+
+    def _aborted(self, hex_id: str, slot: _Slot, reason: str) -> None:
+        """Forget an aborted instance; its storage closes once its last call is done."""
+        log.warning("%s %s: actor reset (%s)", self.name, hex_id[:12], reason)
+        if self._slots.get(hex_id) is slot:
+            del self._slots[hex_id]
+
+        async def close_when_idle() -> None:
+            async with slot.gate:
+                await slot.settle_outputs()
+                slot.ctx.storage._close()
+
+        asyncio.get_running_loop().create_task(close_when_idle())
 
     async def evict_idle(self) -> int:
         cutoff = time.monotonic() - self.idle_seconds
@@ -395,26 +459,38 @@ class DurableObjectNamespace:
             raise AttributeError(f"{self.cls.__name__}.{method} cannot be called through a stub")
         args = _plain(args)
         kwargs = _plain(kwargs) if kwargs else kwargs
-        slot = self._slots.get(object_id.hex)
-        if slot is None:
-            slot = await self._slot(object_id)
-        slot.busy += 1
-        try:
-            async with slot.gate:
-                fn = getattr(slot.instance, method, None)
-                if fn is None or not callable(fn):
-                    raise AttributeError(f"{self.cls.__name__} has no method {method!r}")
-                storage = slot.ctx.storage
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException:
-                    storage._rollback()
-                    raise
-                storage._commit()
-                return _plain(result)
-        finally:
-            slot.busy -= 1
-            slot.last_used = time.monotonic()
+        while True:
+            slot = self._slots.get(object_id.hex)
+            if slot is None:
+                slot = await self._slot(object_id)
+            slot.busy += 1
+            try:
+                async with slot.gate:
+                    if slot.ctx.aborted is not None:
+                        continue  # reset while this call waited: a fresh instance takes it
+                    fn = getattr(slot.instance, method, None)
+                    if fn is None or not callable(fn):
+                        raise AttributeError(f"{self.cls.__name__} has no method {method!r}")
+                    if not getattr(fn, "pipelined", False):
+                        await slot.settle_outputs()
+                    storage = slot.ctx.storage
+                    try:
+                        result = await fn(*args, **kwargs)
+                    except BaseException:
+                        storage._rollback()
+                        raise
+                    storage._commit()
+                    if not isinstance(result, OutputGate):
+                        return _plain(result)
+                    output = asyncio.ensure_future(result.awaitable)
+                    slot.outputs.add(output)
+                    output.add_done_callback(slot.output_done)
+                # The gate is open again; the answer waits for the output (even if this
+                # caller goes away, the output runs to its end).
+                return _plain(await asyncio.shield(output))
+            finally:
+                slot.busy -= 1
+                slot.last_used = time.monotonic()
 
     async def _slot(self, object_id: DurableObjectId) -> _Slot:
         if self._closed:
@@ -444,6 +520,7 @@ class DurableObjectNamespace:
                 raise
             ctx._startup.clear()
             slot = _Slot(instance, ctx)
+            ctx._on_abort = lambda reason, new=slot: self._aborted(hex_id, new, reason)
             self._slots[hex_id] = slot
         self._creating.pop(hex_id, None)
         return slot
@@ -503,6 +580,7 @@ class DurableObjectNamespace:
         slot.busy += 1
         try:
             async with slot.gate:
+                await slot.settle_outputs()
                 storage = slot.ctx.storage
                 if await storage.get_alarm() != at_ms:
                     return  # replaced or deleted meanwhile

@@ -7,14 +7,25 @@ is (re)built; it is the only code that writes the room's rows in D1. Every chang
 as one D1 batch (durable/room/persist.py) and acknowledged only after that batch commits
 (ARCHITECTURE invariant 2). State before an event with several prev_events is resolved with
 state resolution v2/v2.1 (durable/state_res).
+
+Commits are pipelined: a change updates memory and queues its plan; the queued plans go to D1
+in order, those queued while a batch is in flight together as the next batch (so a busy
+room's events share commits). ``send_event`` answers through the runtime's output gate: its
+caller hears back once its event's batch has committed, while the actor already builds the
+next event on top of it. Should a batch fail, memory is ahead of D1: every queued plan fails
+and the actor resets (``ctx.abort``), so the next call is served by an instance loaded from
+D1, which holds exactly what was acknowledged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from d1.database import D1Error
 from d1.events import get_event_rows, row_to_event
 from d1.state import current_state_ids, state_for_group
 from durable.auth import auth_types_for_event, check_event_auth, named_level, user_power_level
@@ -40,6 +51,8 @@ log = logging.getLogger(__name__)
 
 MAX_PREV_EVENTS = 10
 MAX_DEPTH = 2**63 - 1
+# At most this many queued changes share one D1 batch (bounds a batch's size and wait).
+MAX_PLANS_PER_COMMIT = 64
 
 # State copied into an invite's or knock's `unsigned` for the invitee (spec: "Stripped state").
 STRIPPED_STATE_TYPES = (
@@ -107,6 +120,17 @@ class _Snapshot:
         self.journal: dict[str, Any] = {}
 
 
+@dataclass(eq=False)
+class _QueuedCommit:
+    """A planned change waiting for (or in) a D1 batch; ``done`` gets the stream ordering of
+    its last event once the batch has committed."""
+
+    plan: PersistPlan
+    notify: set[str]
+    fan_out: list[Event]
+    done: "asyncio.Future[int]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
 class RoomCore(DurableObject):
     def __init__(self, ctx: DurableObjectState, env: Any) -> None:
         super().__init__(ctx, env)
@@ -122,8 +146,11 @@ class RoomCore(DurableObject):
         self.extremities: list[str] = []
         self.depth = 0
         self.state_group: str | None = None
-        self._persisted_state_group: str | None = None  # rooms.state_group as last committed
+        self._persisted_state_group: str | None = None  # rooms.state_group as last queued
         self.group_chain_len = 0
+        self._queued: list[_QueuedCommit] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._broken: BaseException | None = None
         ctx.block_concurrency_while(self._load)
 
     async def _load(self) -> None:
@@ -267,8 +294,9 @@ class RoomCore(DurableObject):
     def _snapshot(self) -> _Snapshot:
         """Note the hot state before changing it for a commit: O(1), since ``state`` and
         ``extremities`` are only ever replaced (never changed in place) and the event cache
-        journals its writes from here on. ``_restore`` undoes the changes if the commit
-        fails; a successful ``_commit`` closes the snapshot (memory then matches D1).
+        journals its writes from here on. ``_restore`` undoes the changes if the change is
+        refused before it is queued; queueing its plan closes the snapshot (from then on a
+        failed commit resets the whole actor instead).
 
         One snapshot is open at a time: the actor runs one call at a time and no change path
         opens one inside another, so opening one closes any left open (a path that wrote
@@ -280,7 +308,7 @@ class RoomCore(DurableObject):
 
     def _restore(self, snapshot: _Snapshot) -> None:
         """Put the hot state back as it was at ``snapshot``; nothing to undo once the
-        snapshot was closed by a commit (or replaced by a later one)."""
+        snapshot was closed by queueing a commit (or replaced by a later one)."""
         if self._open_snapshot is not snapshot:
             return
         self.events.undo(snapshot.journal)
@@ -296,21 +324,81 @@ class RoomCore(DurableObject):
         self._open_snapshot = None
         self.events.journal = None
 
+    def _queue_commit(
+        self, plan: PersistPlan, notify_users: set[str], fan_out: list[Event] | None = None
+    ) -> "asyncio.Future[int]":
+        """Queue the plan for the room's next D1 batch and close the open snapshot (memory
+        now runs ahead of D1 until the batch commits). The future gets the stream ordering
+        of the plan's last event once committed, or the batch's error. After the commit
+        syncs are woken and our own new events handed to the other servers in the room."""
+        if self._broken is not None:
+            raise D1Error(f"room {self.room_id}: resetting after a failed commit ({self._broken})")
+        if self.state_group != self._persisted_state_group:
+            set_room_state_group(self.env.DB, plan, self.state_group)
+            self._persisted_state_group = self.state_group
+        self._close_snapshot()
+        queued = _QueuedCommit(plan, notify_users, fan_out or [])
+        self._queued.append(queued)
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_commits())
+        return queued.done
+
     async def _commit(
         self, plan: PersistPlan, notify_users: set[str], fan_out: list[Event] | None = None
     ) -> int:
-        """Commit the plan in one D1 batch, then wake syncs and hand our own new events to
-        the other servers in the room; return the stream ordering of the last event."""
+        """Queue the plan and wait until it is committed (for calls that answer only then)."""
+        return await self._queue_commit(plan, notify_users, fan_out)
+
+    async def _commits_settled(self) -> None:
+        """Wait until every queued plan is committed (or failed), e.g. before reading the
+        room's own rows back from D1."""
+        while self._flusher is not None:
+            await asyncio.wait({self._flusher})
+
+    async def _flush_commits(self) -> None:
+        """Send the queued plans to D1 in order, as many as are queued at once per batch."""
         db = self.env.DB
-        if self.state_group != self._persisted_state_group:
-            set_room_state_group(db, plan, self.state_group)
-        results = await db.batch(plan.statements)
-        self._persisted_state_group = self.state_group
-        self._close_snapshot()
-        self.env.NOTIFIER.notify([self.room_id, *notify_users])
-        if fan_out:
-            await self._send_to_servers(fan_out)
-        return results[plan.event_statements[-1]].results[0]["stream_ordering"]
+        try:
+            while self._queued and self._broken is None:
+                group = self._queued[:MAX_PLANS_PER_COMMIT]
+                del self._queued[:len(group)]
+                statements = [stmt for queued in group for stmt in queued.plan.statements]
+                try:
+                    results = await db.batch(statements)
+                except BaseException as exc:  # noqa: BLE001  (every queued caller hears of it)
+                    self._fail_queued(group, exc)
+                    return
+                streams: list[int] = []
+                offset = 0
+                for queued in group:
+                    indexes = queued.plan.event_statements
+                    streams.append(
+                        results[offset + indexes[-1]].results[0]["stream_ordering"] if indexes else 0
+                    )
+                    offset += len(queued.plan.statements)
+                try:
+                    self.env.NOTIFIER.notify([self.room_id, *set().union(*(q.notify for q in group))])
+                    fan_out = [event for queued in group for event in queued.fan_out]
+                    if fan_out:
+                        await self._send_to_servers(fan_out)
+                finally:
+                    for queued, stream in zip(group, streams):
+                        if not queued.done.done():
+                            queued.done.set_result(stream)
+        finally:
+            self._flusher = None
+
+    def _fail_queued(self, group: list[_QueuedCommit], exc: BaseException) -> None:
+        """A batch failed: memory holds changes D1 does not. Fail that batch's callers and
+        every later queued one (their events build on the failed ones), then reset."""
+        self._broken = exc
+        failed, self._queued = group + self._queued, []
+        log.error("room %s: a commit of %d change(s) failed (%s); resetting the actor",
+                  self.room_id, len(failed), exc)
+        for queued in failed:
+            if not queued.done.done():
+                queued.done.set_exception(D1Error(str(exc) if isinstance(exc, D1Error) else f"batch rolled back: {exc}"))
+        self.ctx.abort(f"a commit failed: {exc}")
 
     def servers_in_room(self) -> set[str]:
         """Servers with a joined member in the current state.

@@ -8,16 +8,20 @@ persisted before it is acknowledged); client-server "Redactions" and "Restricted
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from typing import Any, Mapping
+from collections import OrderedDict
+from typing import Any, Awaitable, Mapping
 
+from durable.base import OutputGate, pipelined
 from durable.auth import (
     check_event_auth,
     event_power_level,
     user_power_level,
 )
 from d1.database import D1Error
+from d1.txn_ids import event_for_txn
 from durable.errors import AuthError, InvalidEvent
 from durable.events import build_event, event_from_pdu, validate_pdu
 from durable.events.event import Event
@@ -29,7 +33,17 @@ from durable.room.core import MAX_DEPTH, MAX_PREV_EVENTS
 
 log = logging.getLogger(__name__)
 
+# Transaction IDs of this many recent sends are remembered by the actor.
+RECENT_TXNS = 10_000
+
+
 class LocalEvents(RemoteEvents):
+    _recent_txns: "OrderedDict[tuple[str, str, str], tuple[str, asyncio.Future[int]]]"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._recent_txns = OrderedDict()
+
     def _build(
         self, sender: str, event_type: str, content: Mapping[str, Any],
         state_key: str | None, redacts: str | None = None,
@@ -116,6 +130,7 @@ class LocalEvents(RemoteEvents):
         log.info("room %s created (version %s) by %s", self.room_id, version.identifier, create.sender)
         return {"room_id": self.room_id, "event_ids": plan.event_ids}
 
+    @pipelined
     async def send_event(
         self,
         sender: str,
@@ -124,27 +139,44 @@ class LocalEvents(RemoteEvents):
         state_key: str | None = None,
         txn: dict[str, str] | None = None,
         redacts: str | None = None,
-    ) -> dict[str, Any]:
-        """Build, authorise and persist a local event; idempotent per (device, txn_id).
+    ) -> OutputGate:
+        """Build, authorise and queue a local event; answer once it is committed (the output
+        gate lets the actor build the next event meanwhile). Idempotent per (device, txn_id).
 
         A repeated transaction ID (a client's retry) gets the event ID of the first send,
-        whatever the room's state is now. The txn row goes into the event's own batch and its
-        primary key makes a repeat fail, so the earlier event is looked up only when the send
-        fails (one D1 read less per send than looking it up first)."""
-        self._require_room()
-        try:
-            return await self._send_new_event(sender, type, content, state_key, txn, redacts)
-        except (MatrixError, D1Error):
-            if txn is not None:
-                earlier = await self.env.DB.prepare(
-                    "SELECT event_id FROM event_txn_ids WHERE user_id = ? AND device_id = ?"
-                    " AND room_id = ? AND txn_id = ?"
-                ).bind(sender, txn["device_id"], self.room_id, txn["txn_id"]).first("event_id")
-                if earlier is not None:
-                    return {"event_id": earlier}
-            raise
+        whatever the room's state is now: from memory while the first is recent (in flight
+        or committed by this instance), else from D1 (workers look there before calling, and
+        the txn row's primary key refuses a repeat that slipped past both)."""
+        return OutputGate(await self._send(sender, type, content, state_key, txn, redacts))
 
-    async def _send_new_event(
+    @pipelined
+    async def update_membership(
+        self,
+        sender: str,
+        target: str,
+        membership: str,
+        reason: str | None = None,
+        extra_content: dict[str, Any] | None = None,
+        txn: dict[str, str] | None = None,
+    ) -> OutputGate:
+        """Send an ``m.room.member`` event for ``target`` (join, invite, leave, ban, knock).
+
+        For a join under a ``restricted``/``knock_restricted`` rule by a user who is not
+        invited, the allow conditions are checked here and a local user with the invite
+        power is named in ``join_authorised_via_users_server`` (spec: "Restricted rooms").
+        """
+        self._require_room()
+        content: dict[str, Any] = dict(extra_content or {})
+        content["membership"] = membership
+        if reason:
+            content["reason"] = reason
+        if membership == "join":
+            if sender != target:
+                raise MatrixError(403, Codes.FORBIDDEN, "You can only join as yourself")
+            await self._authorise_restricted_join(target, content)
+        return OutputGate(await self._send(sender, "m.room.member", content, target, txn, None))
+
+    async def _send(
         self,
         sender: str,
         type: str,
@@ -152,12 +184,66 @@ class LocalEvents(RemoteEvents):
         state_key: str | None,
         txn: dict[str, str] | None,
         redacts: str | None,
+    ) -> Awaitable[dict[str, Any]]:
+        """Queue a new event (or find the txn's earlier one); return what answers the caller."""
+        self._require_room()
+        key = None if txn is None else (sender, txn["device_id"], txn["txn_id"])
+        if key is not None and key in self._recent_txns:
+            event_id, committed = self._recent_txns[key]
+            return self._answer(event_id, committed, txn, sender, repeat=True)
+        try:
+            event_id, committed = await self._queue_new_event(sender, type, content, state_key, txn, redacts)
+        except MatrixError:
+            earlier = await self._earlier_txn_event(sender, txn)
+            if earlier is None:
+                raise
+            return self._settled({"event_id": earlier})
+        if key is not None:
+            self._recent_txns[key] = (event_id, committed)
+            while len(self._recent_txns) > RECENT_TXNS:
+                self._recent_txns.popitem(last=False)
+        return self._answer(event_id, committed, txn, sender)
+
+    async def _earlier_txn_event(self, sender: str, txn: dict[str, str] | None) -> str | None:
+        if txn is None:
+            return None
+        return await event_for_txn(self.env.DB, sender, txn["device_id"], self.room_id, txn["txn_id"])
+
+    @staticmethod
+    async def _settled(answer: dict[str, Any]) -> dict[str, Any]:
+        return answer
+
+    async def _answer(
+        self, event_id: str, committed: "asyncio.Future[int]", txn: dict[str, str] | None,
+        sender: str, repeat: bool = False,
     ) -> dict[str, Any]:
+        """The caller's answer, once the event's batch has committed. A batch that failed
+        because the txn row existed already (a repeat that reached D1) answers with the
+        earlier event."""
+        try:
+            stream = await asyncio.shield(committed)
+        except D1Error:
+            earlier = await self._earlier_txn_event(sender, txn)
+            if earlier is None:
+                raise
+            return {"event_id": earlier}
+        return {"event_id": event_id} if repeat else {"event_id": event_id, "stream_ordering": stream}
+
+    async def _queue_new_event(
+        self,
+        sender: str,
+        type: str,
+        content: dict[str, Any],
+        state_key: str | None,
+        txn: dict[str, str] | None,
+        redacts: str | None,
+    ) -> tuple[str, "asyncio.Future[int]"]:
         db = self.env.DB
         if type == "m.room.redaction" or redacts is not None:
             if redacts is None:
                 redacts = content.get("redacts") if isinstance(content.get("redacts"), str) else None
             content = {k: v for k, v in content.items() if k != "redacts"}
+            await self._commits_settled()  # the target's row may be in a batch in flight
         event = self._build(sender, type, content, state_key, redacts)
         self._check_auth(event)
         if event.type == "m.room.redaction":
@@ -177,39 +263,13 @@ class LocalEvents(RemoteEvents):
             if txn is not None:
                 record_txn(db, plan, sender, txn["device_id"], txn["txn_id"], event.event_id,
                            self._now_ms())
-            stream = await self._commit(plan, users, fan_out=[event])
+            committed = self._queue_commit(plan, users, fan_out=[event])
         except BaseException:
             self._restore(snapshot)
             raise
         self._prune_event_cache()
         log.debug("room %s: %s %s from %s", self.room_id, event.type, event.event_id, sender)
-        return {"event_id": event.event_id, "stream_ordering": stream}
-
-    async def update_membership(
-        self,
-        sender: str,
-        target: str,
-        membership: str,
-        reason: str | None = None,
-        extra_content: dict[str, Any] | None = None,
-        txn: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Send an ``m.room.member`` event for ``target`` (join, invite, leave, ban, knock).
-
-        For a join under a ``restricted``/``knock_restricted`` rule by a user who is not
-        invited, the allow conditions are checked here and a local user with the invite
-        power is named in ``join_authorised_via_users_server`` (spec: "Restricted rooms").
-        """
-        self._require_room()
-        content: dict[str, Any] = dict(extra_content or {})
-        content["membership"] = membership
-        if reason:
-            content["reason"] = reason
-        if membership == "join":
-            if sender != target:
-                raise MatrixError(403, Codes.FORBIDDEN, "You can only join as yourself")
-            await self._authorise_restricted_join(target, content)
-        return await self.send_event(sender, "m.room.member", content, state_key=target, txn=txn)
+        return event.event_id, committed
 
     async def _authorise_restricted_join(self, user_id: str, content: dict[str, Any]) -> None:
         room_version = self._require_room()

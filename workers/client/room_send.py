@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from d1.txn_ids import event_for_txn
 from workers.auth import require_user
 from workers.errors import Codes, MatrixError
 from workers.client.relation_checks import check_thread_root
@@ -38,10 +39,12 @@ async def send_message(request: Request, env: Any) -> dict[str, Any]:
     event_type = request.path_params["eventType"]
     await require_room(env, room_id)
     content = await read_json_object(request, allow_empty=True)
+    txn = _txn(requester, request.path_params["txnId"])
+    earlier = await event_for_txn(env.DB, requester.user_id, txn["device_id"], room_id, txn["txn_id"])
+    if earlier is not None:
+        return {"event_id": earlier}
     await check_thread_root(env, room_id, content)
-    result = await room_stub(env, room_id).send_event(
-        requester.user_id, event_type, content, None, _txn(requester, request.path_params["txnId"]),
-    )
+    result = await room_stub(env, room_id).send_event(requester.user_id, event_type, content, None, txn)
     return {"event_id": result["event_id"]}
 
 
@@ -80,9 +83,12 @@ async def redact(request: Request, env: Any) -> dict[str, Any]:
         if not isinstance(body["reason"], str):
             raise MatrixError(400, Codes.BAD_JSON, "reason must be a string")
         content["reason"] = body["reason"]
+    txn = _txn(requester, request.path_params["txnId"])
+    earlier = await event_for_txn(env.DB, requester.user_id, txn["device_id"], room_id, txn["txn_id"])
+    if earlier is not None:
+        return {"event_id": earlier}
     result = await room_stub(env, room_id).send_event(
-        requester.user_id, "m.room.redaction", content, None,
-        _txn(requester, request.path_params["txnId"]), request.path_params["eventId"],
+        requester.user_id, "m.room.redaction", content, None, txn, request.path_params["eventId"],
     )
     return {"event_id": result["event_id"]}
 
