@@ -60,15 +60,26 @@ class D1Result:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def _utf8_length_over(text: str, limit: int) -> bool:
+    """Whether ``text`` takes more than ``limit`` bytes in UTF-8 (encoding it only when its
+    length in characters leaves the answer open: a character takes 1 to 4 bytes)."""
+    if len(text) <= limit // 4:
+        return False
+    return len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit
+
+
 def _check_limits(sql: str, params: Sequence[Any]) -> None:
-    if len(sql.encode()) > MAX_SQL_BYTES:
+    if _utf8_length_over(sql, MAX_SQL_BYTES):
         raise D1Error(f"SQL statement longer than {MAX_SQL_BYTES} bytes")
     if len(params) > MAX_BOUND_PARAMETERS:
         raise D1Error(
             f"too many bound parameters: {len(params)} (D1 allows {MAX_BOUND_PARAMETERS})"
         )
     for value in params:
-        if isinstance(value, (str, bytes, bytearray)) and len(value) > MAX_VALUE_BYTES:
+        if isinstance(value, str):
+            if _utf8_length_over(value, MAX_VALUE_BYTES):
+                raise D1Error(f"bound value larger than {MAX_VALUE_BYTES} bytes")
+        elif isinstance(value, (bytes, bytearray)) and len(value) > MAX_VALUE_BYTES:
             raise D1Error(f"bound value larger than {MAX_VALUE_BYTES} bytes")
 
 

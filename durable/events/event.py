@@ -78,6 +78,8 @@ class Event:
     @property
     def content(self) -> Mapping[str, Any]:
         content = self.pdu.get("content")
+        if type(content) is dict:  # the usual case, without the slower ABC check
+            return content
         return content if isinstance(content, Mapping) else {}
 
     @property

@@ -94,10 +94,12 @@ def _copy_json(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return value
-    if kind is dict or isinstance(value, Mapping):
+    if kind is dict:
         return {key: _copy_json(item) for key, item in value.items()}
     if kind is list:
         return [_copy_json(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _copy_json(item) for key, item in value.items()}
     return value
 
 

@@ -61,6 +61,14 @@ async def test_platform_limits_are_enforced(db: D1Database) -> None:
         db.prepare("SELECT " + ",".join("?" * 101)).bind(*range(101))
     with pytest.raises(D1Error, match="bound value larger"):
         db.prepare("INSERT INTO t (name) VALUES (?)").bind("x" * (2 * 1024 * 1024 + 1))
+    # The limit is on bytes: 700,000 three-byte characters are 2.1 MB in UTF-8.
+    with pytest.raises(D1Error, match="bound value larger"):
+        db.prepare("INSERT INTO t (name) VALUES (?)").bind("€" * 700_000)
+    db.prepare("INSERT INTO t (name) VALUES (?)").bind("€" * 699_000)  # 2,097,000 bytes: allowed
+    with pytest.raises(D1Error, match="bound value larger"):
+        db.prepare("INSERT INTO t (name) VALUES (?)").bind(b"x" * (2 * 1024 * 1024 + 1))
+    with pytest.raises(D1Error, match="SQL statement longer"):
+        db.prepare("SELECT '" + "é" * 60_000 + "'").bind()
 
 
 async def test_sql_errors_are_d1_errors(db: D1Database) -> None:
