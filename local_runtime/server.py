@@ -17,10 +17,12 @@ from typing import AsyncIterator, Iterator
 import uvicorn
 from starlette.applications import Starlette
 
+from kv.local_cache import LocalCache
 from local_runtime.config import ServerConfig
 from local_runtime.env import Env
 from local_runtime.tls import tls_files
 from workers.app import create_app
+from workers.auth import TOKEN_CACHE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 def build_app(config: ServerConfig) -> Starlette:
     """The app with an ``Env`` that starts (migrations, keys, actors) in the app's lifespan."""
     env = Env(config)
+    # In-process caches of hot D1 reads (kv.local_cache): a valid token's row for a few
+    # seconds (workers.auth), a room's version for good (workers.room_access).
+    env.TOKEN_CACHE = LocalCache(ttl=TOKEN_CACHE_SECONDS)
+    env.ROOM_VERSIONS = LocalCache(ttl=None)
     app = create_app(env)
 
     @contextlib.asynccontextmanager
@@ -50,6 +56,14 @@ def configure_logging(level: str) -> None:
     )
 
 
+def access_log_enabled(log_level: str) -> bool:
+    """Whether uvicorn's access log can print anything at ``log_level``: its lines are INFO.
+    With it off uvicorn does not even format them (it builds the quoted path of every request
+    before the logger's level check)."""
+    level = logging.getLevelName(log_level.upper())
+    return not isinstance(level, int) or level <= logging.INFO
+
+
 class _Listener(uvicorn.Server):
     """A uvicorn server that leaves signal handling to ``Listeners`` (two servers in one
     loop would otherwise replace each other's handlers)."""
@@ -66,7 +80,8 @@ class Listeners:
         self.app = app
         self.config = config
         common = dict(
-            log_level=config.log_level, access_log=True, proxy_headers=False, lifespan="off"
+            log_level=config.log_level, access_log=access_log_enabled(config.log_level),
+            proxy_headers=False, lifespan="off",
         )
         self.servers: list[uvicorn.Server] = [
             _Listener(uvicorn.Config(app, host=config.host, port=config.port, **common))
