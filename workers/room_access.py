@@ -18,9 +18,17 @@ async def require_room(env: Any, room_id: str) -> RoomVersion:
     """The room's version, or 404 M_NOT_FOUND for a room this server does not know."""
     if not isinstance(room_id, str) or not room_id.startswith("!"):
         raise MatrixError(400, Codes.INVALID_PARAM, f"{room_id!r} is not a room ID")
-    version = await room_version_of(env.DB, room_id)
+    cache = getattr(env, "ROOM_VERSIONS", None)
+    version = None if cache is None else cache.get(room_id)
     if version is None:
-        raise MatrixError(404, Codes.NOT_FOUND, f"Unknown room {room_id}")
+        # A room's version never changes and rooms are never deleted: a found version is
+        # cached for good (an unknown room is not, it may be created next).
+        generation = 0 if cache is None else cache.generation()
+        version = await room_version_of(env.DB, room_id)
+        if version is None:
+            raise MatrixError(404, Codes.NOT_FOUND, f"Unknown room {room_id}")
+        if cache is not None:
+            cache.put(room_id, version, generation)
     return version
 
 

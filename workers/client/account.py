@@ -20,7 +20,7 @@ from starlette.responses import Response
 from d1 import accounts as accounts_db
 from d1 import devices as devices_db
 from d1 import tokens as tokens_db
-from workers.auth import require_user
+from workers.auth import forget_tokens, require_user
 from workers.client import call_hook, client_routes
 from workers.client.passwords import check_password_shape, hash_password
 from workers.client.uia import PASSWORD_FLOWS, authenticate
@@ -58,6 +58,7 @@ async def change_password(request: Request, env: Any) -> dict[str, Any] | Respon
             ).bind(requester.user_id, requester.token_id, requester.device_id)
         )
     await env.DB.batch(statements)
+    forget_tokens(env, requester.user_id)
     if removed:
         await call_hook(env, "devices_deleted", requester.user_id, removed)
     return {}
@@ -75,6 +76,7 @@ async def deactivate(request: Request, env: Any) -> dict[str, Any] | Response:
         *tokens_db.delete_user_tokens(env.DB, requester.user_id),
         devices_db.delete_all_devices(env.DB, requester.user_id),
     ])
+    forget_tokens(env, requester.user_id)
     if device_ids:
         await call_hook(env, "devices_deleted", requester.user_id, device_ids)
     await call_hook(env, "user_deactivated", requester.user_id)

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from d1 import devices as devices_db
-from workers.auth import require_user
+from workers.auth import forget_tokens, require_user
 from workers.client import call_hook, client_routes
 from workers.client.keys import announce_device_list_change
 from workers.client.uia import PASSWORD_FLOWS, authenticate
@@ -76,6 +76,7 @@ async def _delete(env: Any, user_id: str, device_ids: list[str]) -> None:
     statements = [s for d in device_ids for s in devices_db.delete_device(env.DB, user_id, d)]
     if statements:
         await env.DB.batch(statements)
+        forget_tokens(env, user_id)
         await call_hook(env, "devices_deleted", user_id, device_ids)
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from d1 import devices as devices_db
 from d1 import tokens as tokens_db
-from workers.auth import hash_token, require_user, unknown_token
+from workers.auth import forget_tokens, hash_token, require_user, unknown_token
 from workers.client import call_hook, client_routes
 from workers.client.credentials import check_password_login
 from workers.client.sessions import (
@@ -74,6 +74,7 @@ async def refresh(request: Request, env: Any) -> dict[str, Any]:
         env.DB, row["id"], row["next_id"], hash_token(fields["refresh_token"])
     )
     await env.DB.batch(statements)
+    forget_tokens(env, row["user_id"])
     return fields
 
 
@@ -82,8 +83,10 @@ async def logout(request: Request, env: Any) -> dict[str, Any]:
     if requester.device_id is None:
         assert requester.token_id is not None
         await env.DB.batch([tokens_db.delete_access_token(env.DB, requester.token_id)])
+        forget_tokens(env, requester.user_id)
         return {}
     await env.DB.batch(devices_db.delete_device(env.DB, requester.user_id, requester.device_id))
+    forget_tokens(env, requester.user_id)
     await call_hook(env, "devices_deleted", requester.user_id, [requester.device_id])
     return {}
 
@@ -95,6 +98,7 @@ async def logout_all(request: Request, env: Any) -> dict[str, Any]:
         *tokens_db.delete_user_tokens(env.DB, requester.user_id),
         devices_db.delete_all_devices(env.DB, requester.user_id),
     ])
+    forget_tokens(env, requester.user_id)
     if device_ids:
         await call_hook(env, "devices_deleted", requester.user_id, device_ids)
     return {}
