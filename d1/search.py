@@ -51,12 +51,12 @@ def searchable_text(event_type: str, content: Mapping[str, Any]) -> tuple[str | 
 
 
 def insert_search_row(db: D1Database, event: Event) -> PreparedStatement | None:
-    """The index row for ``event`` (None when it has nothing searchable). It goes after the
-    event's own INSERT in the same batch, which gives it its stream ordering."""
+    """The index row for ``event`` (None when it has nothing searchable). It must come right
+    after the event's own INSERT in the same batch: its rowid is that row's stream ordering
+    (``last_insert_rowid()``, the events table's integer primary key)."""
     text = searchable_text(event.type, event.content)
     if text is None:
         return None
     return db.prepare(
-        "INSERT INTO event_search (rowid, body, name, topic)"
-        " SELECT stream_ordering, ?, ?, ? FROM events WHERE event_id = ?"
-    ).bind(*text, event.event_id)
+        "INSERT INTO event_search (rowid, body, name, topic) VALUES (last_insert_rowid(), ?, ?, ?)"
+    ).bind(*text)

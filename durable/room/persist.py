@@ -78,8 +78,9 @@ def insert_event(
     plan.event_ids.append(event.event_id)
     plan.event_statements.append(len(plan.statements) - 1)
     if not outlier and not soft_failed and event.rejected_reason is None:
-        # Timeline events only: the relations and search indexes (one row each at most).
-        for index_row in (insert_relation(db, event), insert_search_row(db, event)):
+        # Timeline events only: the search and relations indexes (one row each at most; the
+        # search row first, as it takes the rowid of the event's INSERT just before it).
+        for index_row in (insert_search_row(db, event), insert_relation(db, event)):
             if index_row is not None:
                 plan.statements.append(index_row)
 
