@@ -381,6 +381,8 @@ class RoomCore(DurableObject):
                     fan_out = [event for queued in group for event in queued.fan_out]
                     if fan_out:
                         await self._send_to_servers(fan_out)
+                except Exception:  # committed is committed: log it, answer, go on
+                    log.exception("room %s: passing on %d committed change(s) failed", self.room_id, len(group))
                 finally:
                     for queued, stream in zip(group, streams):
                         if not queued.done.done():
