@@ -104,7 +104,8 @@ async def read_json_object(request: Request, *, allow_empty: bool = False) -> di
         if allow_empty:
             return {}
         raise MatrixError(400, Codes.NOT_JSON, "Request body is empty; expected a JSON object")
-    federation = request.url.path.startswith(FEDERATION_PREFIX)
+    # The scope's path, not request.url (which parses the whole URL from the scope).
+    federation = request.scope["path"].startswith(FEDERATION_PREFIX)
     value = parse_json(body, None if federation else MAX_JSON_DEPTH)
     if not isinstance(value, dict):
         raise MatrixError(400, Codes.BAD_JSON, "Expected a JSON object")

@@ -51,11 +51,18 @@ class PushContext:
 _ABSENT = object()
 
 
+@lru_cache(maxsize=1024)
+def _path(key: str) -> tuple[str, ...]:
+    """``split_path`` memoized: rules name the same few paths for every event."""
+    return tuple(split_path(key))
+
+
 def property_at(event: Mapping[str, Any], key: str) -> Any:
     """The value at a dot-separated path of the event, or ``_ABSENT``."""
     value: Any = event
-    for name in split_path(key):
-        if not isinstance(value, Mapping) or name not in value:
+    for name in _path(key):
+        # Events are plain dicts: the exact type test spares the ABC check.
+        if not (type(value) is dict or isinstance(value, Mapping)) or name not in value:
             return _ABSENT
         value = value[name]
     return value

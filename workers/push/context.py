@@ -31,6 +31,10 @@ class PushContexts:
         self._member_counts: dict[str, int] = {}
         self._levels: dict[str, tuple[Event | None, Event | None]] = {}
         self._current_groups: dict[str, str | None] = {}
+        # Per state key: what depends only on the state (and the user or the sender).
+        self._display_names: dict[tuple[str, str], Any] = {}
+        self._sender_levels: dict[tuple[str, str], int | float] = {}
+        self._notification_levels: dict[str, Any] = {}
 
     async def _state(self, row: Row) -> tuple[str, StateMap]:
         group = row.get("state_group")
@@ -84,19 +88,22 @@ class PushContexts:
 
     async def context_for(self, user_id: str, row: Row) -> PushContext:
         key, state = await self._state(row)
-        member = await self.reader.content_of(state.get(("m.room.member", user_id)))
-        display_name = member.get("displayname")
-        power_levels, create = await self._power_events(key, state)
+        if (key, user_id) not in self._display_names:
+            member = await self.reader.content_of(state.get(("m.room.member", user_id)))
+            self._display_names[(key, user_id)] = member.get("displayname")
+        display_name = self._display_names[(key, user_id)]
         sender = row["sender"]
-        if create is not None:
-            sender_level: int | float = user_power_level(sender, power_levels, create)
-        else:
-            sender_level = 0
-        notifications: Any = get_power_levels_content(power_levels, create)["notifications"]
+        if (key, sender) not in self._sender_levels or key not in self._notification_levels:
+            power_levels, create = await self._power_events(key, state)
+            if create is not None:
+                self._sender_levels[(key, sender)] = user_power_level(sender, power_levels, create)
+            else:
+                self._sender_levels[(key, sender)] = 0
+            self._notification_levels[key] = get_power_levels_content(power_levels, create)["notifications"]
         return PushContext(
             user_id=user_id,
             display_name=display_name if isinstance(display_name, str) else None,
             member_count=await self.member_count(row["room_id"], key, state),
-            sender_power_level=sender_level,
-            notification_levels=notifications,
+            sender_power_level=self._sender_levels[(key, sender)],
+            notification_levels=self._notification_levels[key],
         )

@@ -82,9 +82,12 @@ def rule_matches(
         conditions = rule.get("conditions", [])
         if not isinstance(conditions, list):
             return False
-        return all(
-            isinstance(c, Mapping) and condition_matches(c, event, context) for c in conditions
-        )
+        for condition in conditions:
+            if not (type(condition) is dict or isinstance(condition, Mapping)):
+                return False
+            if not condition_matches(condition, event, context):
+                return False
+        return True
     if kind == "content":
         return event_match(event, "content.body", rule.get("pattern"))
     if kind == "room":
