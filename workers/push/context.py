@@ -60,30 +60,34 @@ class PushContexts:
             return self._member_counts[key]
         db = self.reader.db
         if room_id not in self._current_groups:
-            self._current_groups[room_id] = await db.prepare(
-                "SELECT state_group FROM rooms WHERE room_id = ?"
-            ).bind(room_id).first("state_group")
-        if key == self._current_groups[room_id]:
-            count = int(
-                await db.prepare(
+            # The current group and its member count, in one read of one snapshot.
+            group, joined = await db.read_many([
+                db.prepare("SELECT state_group FROM rooms WHERE room_id = ?").bind(room_id),
+                db.prepare(
                     "SELECT COUNT(*) AS n FROM current_state WHERE room_id = ?"
                     " AND type = 'm.room.member' AND membership = 'join'"
-                ).bind(room_id).first("n")
-                or 0
-            )
-        else:
-            member_ids = [e for (t, _), e in state.items() if t == "m.room.member"]
-            rows = await self.reader.rows(member_ids)
-            count = sum(1 for r in rows.values() if r.get("membership") == "join")
+                ).bind(room_id),
+            ])
+            current = group.results[0]["state_group"] if group.results else None
+            self._current_groups[room_id] = current
+            if current is not None:
+                self._member_counts[current] = int(joined.results[0]["n"] or 0) if joined.results else 0
+            if key in self._member_counts:
+                return self._member_counts[key]
+        # An older group: count the joins among its member events.
+        member_ids = [e for (t, _), e in state.items() if t == "m.room.member"]
+        rows = await self.reader.rows(member_ids)
+        count = sum(1 for r in rows.values() if r.get("membership") == "join")
         self._member_counts[key] = count
         return count
 
     async def _power_events(self, key: str, state: StateMap) -> tuple[Event | None, Event | None]:
         if key not in self._levels:
-            self._levels[key] = (
-                await self._event(state.get(("m.room.power_levels", ""))),
-                await self._event(state.get(("m.room.create", ""))),
-            )
+            power_levels_id = state.get(("m.room.power_levels", ""))
+            create_id = state.get(("m.room.create", ""))
+            # Both rows in one read; _event then finds them loaded.
+            await self.reader.rows([e for e in (power_levels_id, create_id) if e is not None])
+            self._levels[key] = (await self._event(power_levels_id), await self._event(create_id))
         return self._levels[key]
 
     async def context_for(self, user_id: str, row: Row) -> PushContext:

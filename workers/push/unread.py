@@ -211,14 +211,13 @@ async def unread_notifications(
     }
 
 
-async def fill_unread_counts(
-    db: Any, user_id: str, joined: dict[str, JsonDict], upto: int, now_ms: int
-) -> None:
+async def fill_unread_counts(reader: RoomReader, joined: dict[str, JsonDict], upto: int) -> None:
     """Set ``unread_notifications`` on every joined room entry of a sync response (those
-    with a timeline and those with only ephemeral news, such as the user's new receipt)."""
+    with a timeline and those with only ephemeral news, such as the user's new receipt).
+    ``reader`` is the one the response was built with: rows and state it loaded are not
+    read again."""
     if not joined:
         return
-    reader = RoomReader(db, user_id=user_id, device_id=None, now_ms=now_ms)
-    counts = await unread_notifications(reader, user_id, sorted(joined), upto)
+    counts = await unread_notifications(reader, reader.user_id, sorted(joined), upto)
     for room_id, entry in joined.items():
         entry["unread_notifications"] = counts[room_id]

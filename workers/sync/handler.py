@@ -113,7 +113,7 @@ async def build_response(
     )
     body["next_batch"] = next_token.encode()
     # unread_notifications of every joined room in the response (workers.push.unread).
-    await fill_unread_counts(env.DB, requester.user_id, body["rooms"]["join"], upto.events, now_ms())
+    await fill_unread_counts(reader, body["rooms"]["join"], upto.events)
     return body, has_data or more
 
 
