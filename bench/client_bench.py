@@ -5,7 +5,11 @@ httpx + asyncio:
 
 - registers users through the ``m.login.dummy`` user-interactive flow (401, then the session);
 - creates rooms and measures messages/s sent over 1, 10, 100 and 1,000 rooms (``--rooms``),
-  ``--messages`` per room count, ``--concurrency`` requests in flight;
+  ``--messages`` per room count, ``--concurrency`` requests in flight; the sends go over lean
+  h11 keep-alive connections (``--client httpx`` for httpx, whose own CPU per request exceeds
+  the servers' and slows both down on a small machine);
+- the same 1-room sends while the receiver long-polls ``/sync`` on the room, so that the CPU
+  per message includes the fan-out to a waiting sync;
 - the latency from a send to its arrival in another user's long-poll ``/sync`` (p50/p99 over
   ``--latency-samples`` messages sent one at a time);
 - the time of an initial ``/sync`` (fresh login, so no response cache) for a user in
@@ -42,8 +46,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import h11
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -234,6 +239,83 @@ class Api:
         return Api(self.http, token, user_id)
 
 
+class LeanConnection:
+    """One keep-alive HTTP/1.1 connection driven through h11 directly: the client of the
+    send phases. httpx costs some 3 ms of CPU per request here, more than the servers it
+    measures, on the cores they share (and a client-bound server amortises less per
+    request); this costs a small fraction of that."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.authority = parts.netloc
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.conn = h11.Connection(h11.CLIENT)
+
+    async def request(self, method: str, target: str, token: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None or self.conn.our_state is h11.MUST_CLOSE:
+            await self.close()
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.conn = h11.Connection(h11.CLIENT)
+        assert self.reader is not None and self.writer is not None
+        headers = [("Host", self.authority), ("Authorization", f"Bearer {token}"),
+                   ("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        self.writer.write(self.conn.send(h11.Request(method=method, target=target, headers=headers))
+                          + self.conn.send(h11.Data(data=body)) + self.conn.send(h11.EndOfMessage()))
+        status, chunks = 0, []
+        while True:
+            event = self.conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await self.reader.read(65536)
+                self.conn.receive_data(data)
+                if not data and self.conn.their_state is not h11.DONE:
+                    raise RuntimeError(f"{method} {target}: connection closed mid-response")
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+        return status, b"".join(chunks)
+
+    async def call(self, method: str, target: str, token: str, body: Any) -> Any:
+        """Like ``Api.call``: retries 429s, anything but 200 is an error."""
+        payload = json.dumps(body).encode()
+        for attempt in range(20):
+            status, data = await self.request(method, target, token, payload)
+            if status == 429 and attempt < 19:
+                await asyncio.sleep(json.loads(data).get("retry_after_ms", 500) / 1000)
+                continue
+            if status != 200:
+                raise RuntimeError(f"{method} {target}: {status} {data[:300]!r}")
+            return json.loads(data)
+        raise RuntimeError(f"{method} {target}: still rate limited")
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+            self.writer = None
+
+
+@contextlib.asynccontextmanager
+async def lean_pool(url: str, size: int) -> AsyncIterator["asyncio.Queue[LeanConnection]"]:
+    """``size`` lean connections to take and give back, closed at the end."""
+    pool: asyncio.Queue[LeanConnection] = asyncio.Queue()
+    connections = [LeanConnection(url) for _ in range(size)]
+    for connection in connections:
+        pool.put_nowait(connection)
+    try:
+        yield pool
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
 async def register(api: Api, localpart: str) -> Api:
     """The user-interactive flow: a 401 with a session, then ``m.login.dummy`` in it."""
     body = {"username": localpart, "password": PASSWORD, "initial_device_display_name": "bench"}
@@ -314,6 +396,77 @@ async def long_poll(
                 arrived.set()
 
 
+class ReceiverPoll:
+    """The receiver long-polling one room (``long_poll``) from now on, while messages are
+    sent; ``wait_for(text)`` gives the time a message body reached it."""
+
+    def __init__(self, receiver: Api, room: str) -> None:
+        self.receiver, self.room = receiver, room
+        self.arrivals: dict[str, float] = {}
+        self.arrived, self.stop = asyncio.Event(), asyncio.Event()
+        self.poller: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "ReceiverPoll":
+        since = (await self.receiver.call("GET", f"{V3}/sync", params={"timeout": "0", "filter": json.dumps(
+            {"room": {"timeline": {"limit": 1}}})}))["next_batch"]
+        self.poller = asyncio.create_task(
+            long_poll(self.receiver, since, self.room, self.arrivals, self.arrived, self.stop))
+        await asyncio.sleep(0.5)  # let the long poll settle on the server
+        return self
+
+    async def wait_for(self, text: str, timeout: float = 30) -> float:
+        assert self.poller is not None
+        deadline = time.perf_counter() + timeout
+        while text not in self.arrivals:
+            if self.poller.done():
+                self.poller.result()
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), timeout=max(0.0, deadline - time.perf_counter()))
+            except TimeoutError:
+                raise RuntimeError(f"{text!r} never reached the receiver's /sync") from None
+        return self.arrivals[text]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.poller is not None:
+            self.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.poller
+
+
+async def send_phase(
+    target: Target, args: argparse.Namespace, sender: Api, rooms: list[str], txn_prefix: str, label: str,
+    settle: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[float, float | None]:
+    """Send ``args.messages`` messages round-robin over ``rooms`` with ``args.concurrency``
+    in flight: (elapsed seconds, server CPU ms per message or None). The CPU is read after
+    ``settle()`` when given (work the sends caused after they were answered)."""
+    async def send_httpx(index: int) -> None:
+        room = rooms[index % len(rooms)]
+        await sender.call("PUT", f"{V3}/rooms/{quote(room)}/send/m.room.message/{txn_prefix}-{index}",
+                          json={"msgtype": "m.text", "body": f"load {txn_prefix} {index}"})
+
+    async with lean_pool(target.url, args.concurrency) as pool:
+        async def send_lean(index: int) -> None:
+            room = rooms[index % len(rooms)]
+            connection = await pool.get()
+            try:
+                await connection.call("PUT", f"{V3}/rooms/{quote(room)}/send/m.room.message/{txn_prefix}-{index}",
+                                      sender.token, {"msgtype": "m.text", "body": f"load {txn_prefix} {index}"})
+            finally:
+                pool.put_nowait(connection)
+
+        cpu_before = cpu_seconds(target.pid)
+        elapsed = await in_parallel(label, args.messages, args.concurrency,
+                                    send_httpx if args.client == "httpx" else send_lean)
+        if settle is not None:
+            await settle()
+        cpu_after = cpu_seconds(target.pid)
+    cpu = None if cpu_before is None or cpu_after is None else 1000 * (cpu_after - cpu_before) / args.messages
+    return elapsed, cpu
+
+
 async def measure(target: Target, args: argparse.Namespace) -> Results:
     results = Results()
     run = secrets.token_hex(3)
@@ -347,49 +500,39 @@ async def measure(target: Target, args: argparse.Namespace) -> Results:
 
         # Messages/s over 1, 10, 100, 1,000 rooms.
         for count in args.rooms:
-            async def send(index: int, count: int = count) -> None:
-                room = rooms[index % count]
-                await sender.call("PUT", f"{V3}/rooms/{quote(room)}/send/m.room.message/m{run}-{count}-{index}",
-                                  json={"msgtype": "m.text", "body": f"load {index}"})
-
-            cpu_before = cpu_seconds(target.pid)
-            elapsed = await in_parallel(f"send {args.messages} over {count} rooms", args.messages, args.concurrency, send)
-            cpu_after = cpu_seconds(target.pid)
+            elapsed, cpu = await send_phase(target, args, sender, rooms[:count], f"m{run}-{count}",
+                                            f"send {args.messages} over {count} rooms")
             results.put(f"messages/s, {count} room(s)", args.messages / elapsed)
-            results.put(f"server CPU ms/message, {count} room(s)",
-                        None if cpu_before is None or cpu_after is None
-                        else 1000 * (cpu_after - cpu_before) / args.messages)
+            results.put(f"server CPU ms/message, {count} room(s)", cpu)
+
+        # The 1-room sends again with the receiver long-polling the room, so that the CPU per
+        # message includes the fan-out to a waiting /sync (Synapse evaluates the receiver's
+        # push rules when a message is sent; matrix-edge when the receiver syncs).
+        async with ReceiverPoll(receiver, rooms[0]) as poll:
+            async def settle() -> None:
+                # Stream order: once this arrives, the receiver has been served every send.
+                marker = f"settled {run}"
+                await sender.call("PUT", f"{V3}/rooms/{quote(rooms[0])}/send/m.room.message/s{run}",
+                                  json={"msgtype": "m.text", "body": marker})
+                await poll.wait_for(marker, timeout=120)
+
+            elapsed, cpu = await send_phase(target, args, sender, rooms[:1], f"p{run}",
+                                            f"send {args.messages} into 1 room, receiver syncing", settle)
+        results.put("messages/s, 1 room, receiver syncing", args.messages / elapsed)
+        results.put("server CPU ms/message, 1 room, receiver syncing", cpu)
 
         # Send-to-sync latency, one message at a time into a room the receiver long-polls.
         room = rooms[0]
-        since = (await receiver.call("GET", f"{V3}/sync", params={"timeout": "0", "filter": json.dumps(
-            {"room": {"timeline": {"limit": 1}}})}))["next_batch"]
-        arrivals: dict[str, float] = {}
-        arrived, stop = asyncio.Event(), asyncio.Event()
-        poller = asyncio.create_task(long_poll(receiver, since, room, arrivals, arrived, stop))
-        await asyncio.sleep(0.5)  # let the long poll settle on the server
         latencies: list[float] = []
-        for i in range(args.latency_samples):
-            text = f"latency {run} {i}"
-            started = time.perf_counter()
-            await sender.call("PUT", f"{V3}/rooms/{quote(room)}/send/m.room.message/l{run}-{i}",
-                              json={"msgtype": "m.text", "body": text})
-            deadline = started + 30
-            while text not in arrivals:
-                if poller.done():
-                    poller.result()
-                arrived.clear()
-                try:
-                    await asyncio.wait_for(arrived.wait(), timeout=max(0.0, deadline - time.perf_counter()))
-                except TimeoutError:
-                    raise RuntimeError(f"{text!r} never reached the receiver's /sync") from None
-            latencies.append(1000 * (arrivals[text] - started))
-            progress("send-to-sync latency", i + 1, args.latency_samples)
-        progress_done()
-        stop.set()
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
+        async with ReceiverPoll(receiver, room) as poll:
+            for i in range(args.latency_samples):
+                text = f"latency {run} {i}"
+                started = time.perf_counter()
+                await sender.call("PUT", f"{V3}/rooms/{quote(room)}/send/m.room.message/l{run}-{i}",
+                                  json={"msgtype": "m.text", "body": text})
+                latencies.append(1000 * (await poll.wait_for(text) - started))
+                progress("send-to-sync latency", i + 1, args.latency_samples)
+            progress_done()
         results.put("send-to-sync latency p50 (ms)", statistics.median(latencies))
         results.put("send-to-sync latency p99 (ms)", percentile(latencies, 99))
 
@@ -455,6 +598,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rooms", default="1,10,100,1000", help="room counts to spread sends over")
     parser.add_argument("--messages", type=int, default=1000, help="messages sent per room count")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight while sending")
+    parser.add_argument("--client", choices=("h11", "httpx"), default="h11",
+                        help="HTTP client of the send phases: lean h11 connections (default) or httpx,"
+                             " whose own CPU cost slows both servers down on a small machine")
     parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument("--initial-sync-rooms", type=int, default=100)
     parser.add_argument("--initial-sync-samples", type=int, default=3)
@@ -486,7 +632,7 @@ async def main(argv: list[str] | None = None) -> int:
             print(f"server directories kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nmessages per room count: {args.messages}, concurrency {args.concurrency}, "
+    print(f"\nmessages per room count: {args.messages}, concurrency {args.concurrency} ({args.client} client), "
           f"latency samples {args.latency_samples}, {os.cpu_count()} CPUs shared with the load generator")
     print(render(columns))
     return 0
