@@ -13,7 +13,7 @@ from typing import Any
 
 from durable.auth import check_auth_rules, check_event_auth
 from durable.errors import AuthError
-from durable.events import event_from_pdu
+from durable.events import add_content_hash, event_from_pdu, sign_event
 from durable.events.event import Event
 from durable.room.persist import (
     PersistPlan,
@@ -54,7 +54,13 @@ class Handshakes(LocalEvents):
         if room_version.event_id_in_event:
             template["prev_events"] = [[e, dict(self._hashes_of(e))] for e in prev]
             template["auth_events"] = [[e, dict(self._hashes_of(e))] for e in template["auth_events"]]
-        probe = Event({**template, "hashes": {}, "signatures": {}}, room_version, "$probe")
+        probe_pdu: dict[str, Any] = {**template, "hashes": {}, "signatures": {}}
+        if "join_authorised_via_users_server" in content:
+            # We authorise this restricted join and will sign it at send_join; the auth
+            # rules want the authorising server's signature, so the probe carries ours.
+            probe_pdu = sign_event(add_content_hash(template), room_version,
+                                   self.env.config.server_name, self.env.signing_key)
+        probe = Event(probe_pdu, room_version, "$probe")
         auth_events = [self.events[e] for e in probe.auth_event_ids]
         create = self._state_event("m.room.create")
         if create is not None and not room_version.create_event_in_auth_events:
@@ -139,6 +145,4 @@ class Handshakes(LocalEvents):
         authoriser = pdu.get("content", {}).get("join_authorised_via_users_server")
         if not isinstance(authoriser, str) or not authoriser.endswith(":" + self.env.config.server_name):
             return pdu
-        from durable.events import sign_event
-
         return sign_event(pdu, room_version, self.env.config.server_name, self.env.signing_key)

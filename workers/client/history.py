@@ -116,19 +116,29 @@ class RoomReader:
 
     async def state_at(self, room_id: str, position: int | None) -> StateMap:
         """The room state after the last timeline event at or before ``position``
-        (``None``: the latest); empty before the room's first event."""
+        (``None``: the current state); empty before the room's first event.
+
+        The current state is the room's own (``rooms.state_group``), not the state after
+        its last event: with several forward extremities (concurrent events from two
+        servers) it is the resolution of the states after each of them."""
         key = (room_id, -1 if position is None else position)
         if key not in self._state_at:
-            sql = (
-                f"SELECT state_group FROM events WHERE room_id = ? AND {TIMELINE_SQL}"
-                " AND state_group IS NOT NULL"
-            )
-            params: list[Any] = [room_id]
-            if position is not None:
-                sql += " AND stream_ordering <= ?"
-                params.append(position)
-            sql += " ORDER BY stream_ordering DESC LIMIT 1"
-            group = await self.db.prepare(sql).bind(*params).first("state_group")
+            group = None
+            if position is None:
+                group = await self.db.prepare("SELECT state_group FROM rooms WHERE room_id = ?").bind(
+                    room_id
+                ).first("state_group")
+            if group is None:
+                sql = (
+                    f"SELECT state_group FROM events WHERE room_id = ? AND {TIMELINE_SQL}"
+                    " AND state_group IS NOT NULL"
+                )
+                params: list[Any] = [room_id]
+                if position is not None:
+                    sql += " AND stream_ordering <= ?"
+                    params.append(position)
+                sql += " ORDER BY stream_ordering DESC LIMIT 1"
+                group = await self.db.prepare(sql).bind(*params).first("state_group")
             self._state_at[key] = {} if group is None else await self.group_state(group)
         return self._state_at[key]
 

@@ -7,6 +7,7 @@ join rules for join and knock).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -86,14 +87,22 @@ async def _join(request: Request, env: Any, room_id_or_alias: str) -> dict[str, 
 
 
 async def _invite_servers(env: Any, room_id: str, user_id: str) -> list[str]:
-    """The server of whoever invited (or was knocked at by) the user, from an outlier."""
+    """Servers in a room this server is not in, from the user's invite or knock (outliers):
+    the inviter's, then those of the senders of the stripped state the room's server gave
+    (a knock's own sender is ours, and a v12 room ID names no server)."""
     rows = (
         await env.DB.prepare(
-            "SELECT sender FROM events WHERE room_id = ? AND type = 'm.room.member' AND state_key = ?"
-            " AND membership IN ('invite', 'knock') ORDER BY stream_ordering DESC LIMIT 5"
+            "SELECT sender, local_unsigned FROM events WHERE room_id = ? AND type = 'm.room.member'"
+            " AND state_key = ? AND membership IN ('invite', 'knock') ORDER BY stream_ordering DESC LIMIT 5"
         ).bind(room_id, user_id).all()
     ).results
-    return [r["sender"].split(":", 1)[1] for r in rows if ":" in r["sender"]]
+    senders = [r["sender"] for r in rows]
+    for row in rows:
+        local = json.loads(row["local_unsigned"]) if row["local_unsigned"] else {}
+        for key in ("invite_room_state", "knock_room_state"):
+            stripped = local.get(key) if isinstance(local, dict) else None
+            senders += [e["sender"] for e in stripped or [] if isinstance(e, dict) and isinstance(e.get("sender"), str)]
+    return list(dict.fromkeys(s.split(":", 1)[1] for s in senders if ":" in s))
 
 
 async def join_by_id_or_alias(request: Request, env: Any) -> dict[str, Any]:

@@ -377,8 +377,17 @@ async def rooms_section(
 
 
 async def membership_at(reader: RoomReader, room_id: str, position: int) -> str | None:
-    """The user's membership in the room's state at a stream position."""
+    """The user's membership in the room's state at a stream position. In a room this server
+    is not in (an invite or knock over federation, kept as an outlier) there is no state:
+    the user's latest membership event up to that position says it."""
     state = await reader.state_at(room_id, position)
+    if not state:
+        membership = await reader.db.prepare(
+            "SELECT membership FROM events WHERE room_id = ? AND type = 'm.room.member'"
+            " AND state_key = ? AND stream_ordering <= ? AND rejected_reason IS NULL"
+            " ORDER BY stream_ordering DESC LIMIT 1"
+        ).bind(room_id, reader.user_id, position).first("membership")
+        return membership if isinstance(membership, str) else None
     membership = (await reader.content_of(state.get(("m.room.member", reader.user_id)))).get(
         "membership"
     )
