@@ -67,18 +67,33 @@ def forget_before(db: D1Database, user_id: str, room_id: str, position: int) -> 
     ).bind(user_id, room_id, position)
 
 
-async def evaluated_upto(db: D1Database, user_id: str, room_ids: Sequence[str]) -> dict[str, int]:
-    """room_id -> evaluation mark, for the rooms that have one."""
-    out: dict[str, int] = {}
-    for part in chunks(list(room_ids)):
-        rows = (
-            await db.prepare(
-                "SELECT room_id, evaluated_upto FROM push_evaluated WHERE user_id = ?"
-                f" AND room_id IN ({','.join('?' * len(part))})"
-            ).bind(user_id, *part).all()
-        ).results
-        out.update({r["room_id"]: int(r["evaluated_upto"]) for r in rows})
-    return out
+async def marks_and_latest(
+    db: D1Database, user_id: str, room_ids: Sequence[str], upto: int
+) -> tuple[dict[str, int], dict[str, int]]:
+    """In one hop: room_id -> evaluation mark (rooms that have one), and room_id -> the
+    room's newest stream ordering at or before ``upto`` (rooms with events)."""
+    parts = list(chunks(list(room_ids)))
+    statements = [
+        db.prepare(
+            "SELECT room_id, evaluated_upto FROM push_evaluated WHERE user_id = ?"
+            f" AND room_id IN ({','.join('?' * len(part))})"
+        ).bind(user_id, *part)
+        for part in parts
+    ] + [
+        db.prepare(
+            "SELECT room_id, MAX(stream_ordering) AS p FROM events WHERE stream_ordering <= ?"
+            f" AND room_id IN ({','.join('?' * len(part))}) GROUP BY room_id"
+        ).bind(upto, *part)
+        for part in parts
+    ]
+    results = await db.read_many(statements)
+    marks: dict[str, int] = {}
+    latest: dict[str, int] = {}
+    for result in results[: len(parts)]:
+        marks.update({r["room_id"]: int(r["evaluated_upto"]) for r in result.results})
+    for result in results[len(parts):]:
+        latest.update({r["room_id"]: int(r["p"]) for r in result.results})
+    return marks, latest
 
 
 async def unread_counts(

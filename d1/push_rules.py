@@ -12,7 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
-from d1.database import D1Database
+from d1.database import D1Database, D1Result, PreparedStatement
 
 _COLUMNS = "kind, rule_id, is_default, priority, definition, enabled, actions"
 
@@ -26,11 +26,17 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def load_rows(db: D1Database, user_id: str) -> list[dict[str, Any]]:
-    result = await db.prepare(f"SELECT {_COLUMNS} FROM push_rules WHERE user_id = ?").bind(
-        user_id
-    ).all()
+def rows_statement(db: D1Database, user_id: str) -> PreparedStatement:
+    """The read of ``load_rows``, to run with others (``decode_rows`` reads its result)."""
+    return db.prepare(f"SELECT {_COLUMNS} FROM push_rules WHERE user_id = ?").bind(user_id)
+
+
+def decode_rows(result: D1Result) -> list[dict[str, Any]]:
     return [_decode(r) for r in result.results]
+
+
+async def load_rows(db: D1Database, user_id: str) -> list[dict[str, Any]]:
+    return decode_rows(await rows_statement(db, user_id).all())
 
 
 def load_rows_sync(conn: sqlite3.Connection, user_id: str) -> list[dict[str, Any]]:

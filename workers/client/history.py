@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 from d1.database import D1Database
 from d1.events import chunks, get_event_rows
 from d1.state import StateMap, group_chain
+from kv.local_cache import LocalCache
 from durable.events.redaction import redact
 from durable.room_versions import RoomVersion, get_room_version
 from workers.client.events_format import JsonDict, client_event
@@ -28,12 +29,16 @@ class RoomReader:
     """One request's view of the room tables, with memoized lookups."""
 
     def __init__(
-        self, db: D1Database, *, user_id: str, device_id: str | None, now_ms: int
+        self, db: D1Database, *, user_id: str, device_id: str | None, now_ms: int,
+        room_versions: LocalCache[str, RoomVersion] | None = None,
     ) -> None:
+        """``room_versions``: the process's cache of room versions (``env.ROOM_VERSIONS``),
+        shared across requests since a room's version never changes."""
         self.db = db
         self.user_id = user_id
         self.device_id = device_id
         self.now_ms = now_ms
+        self._room_versions = room_versions
         self._versions: dict[str, RoomVersion | None] = {}
         self._rows: dict[str, Row] = {}
         self._groups: dict[str, StateMap] = {}
@@ -42,12 +47,20 @@ class RoomReader:
     # --- rooms and rows -------------------------------------------------------------------
     async def room_version(self, room_id: str) -> RoomVersion | None:
         if room_id not in self._versions:
+            cache = self._room_versions
+            known = None if cache is None else cache.get(room_id)
+            if known is not None:
+                self._versions[room_id] = known
+                return known
+            generation = 0 if cache is None else cache.generation()
             version = await self.db.prepare(
                 "SELECT room_version FROM rooms WHERE room_id = ?"
                 " UNION ALL SELECT room_version FROM remote_room_versions WHERE room_id = ?"
                 " LIMIT 1"
             ).bind(room_id, room_id).first("room_version")
             self._versions[room_id] = None if version is None else get_room_version(version)
+            if cache is not None and self._versions[room_id] is not None:
+                cache.put(room_id, self._versions[room_id], generation)
         return self._versions[room_id]
 
     async def rows(self, event_ids: Sequence[str]) -> dict[str, Row]:

@@ -63,19 +63,38 @@ async def user_ruleset(reader: RoomReader, user_id: str) -> Ruleset:
     return ruleset(user_id, await push_rules_db.load_rows(reader.db, user_id))
 
 
-async def current_join_position(reader: RoomReader, user_id: str, room_id: str) -> int | None:
-    """The stream ordering of the join that began the user's current membership of the
-    room (the first join after their latest other membership), or None if not joined."""
+def _join_position_statement(reader: RoomReader, user_id: str, room_id: str) -> Any:
     member = (
         "FROM events WHERE state_key = ? AND type = 'm.room.member' AND room_id = ?"
         f" AND {TIMELINE_SQL}"
     )
-    value = await reader.db.prepare(
+    return reader.db.prepare(
         f"SELECT MIN(stream_ordering) AS p {member} AND membership = 'join'"
         f" AND stream_ordering > COALESCE((SELECT MAX(stream_ordering) {member}"
         " AND membership != 'join'), 0)"
-    ).bind(user_id, room_id, user_id, room_id).first("p")
+    ).bind(user_id, room_id, user_id, room_id)
+
+
+def _position(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+async def current_join_position(reader: RoomReader, user_id: str, room_id: str) -> int | None:
+    """The stream ordering of the join that began the user's current membership of the
+    room (the first join after their latest other membership), or None if not joined."""
+    return _position(await _join_position_statement(reader, user_id, room_id).first("p"))
+
+
+async def _ruleset_and_join_position(
+    reader: RoomReader, user_id: str, room_id: str
+) -> tuple[Ruleset, int | None]:
+    """``user_ruleset`` and ``current_join_position`` in one hop."""
+    rules, joined = await reader.db.read_many([
+        push_rules_db.rows_statement(reader.db, user_id),
+        _join_position_statement(reader, user_id, room_id),
+    ])
+    position = _position(joined.results[0]["p"]) if joined.results else None
+    return ruleset(user_id, push_rules_db.decode_rows(rules)), position
 
 
 async def _pdu_as_served(reader: RoomReader, row: Row) -> JsonDict:
@@ -125,10 +144,11 @@ async def _backlog_floor(reader: RoomReader, room_id: str, upto: int) -> int:
 
 async def _evaluate_room(
     reader: RoomReader, contexts: PushContexts, user_id: str, rules: Ruleset,
-    room_id: str, mark: int | None, upto: int,
+    room_id: str, joined_at: int | None, mark: int | None, upto: int,
 ) -> None:
+    """Evaluate the room's events after ``mark`` (see the module notes); ``joined_at``
+    from ``current_join_position``."""
     db = reader.db
-    joined_at = await current_join_position(reader, user_id, room_id)
     if joined_at is None:
         return
     statements = []
@@ -164,12 +184,10 @@ async def ensure_evaluated(
     of the given rooms (see the module's design notes)."""
     if not room_ids:
         return
-    db = reader.db
-    marks = await actions_db.evaluated_upto(db, user_id, room_ids)
+    marks, latest = await actions_db.marks_and_latest(reader.db, user_id, room_ids, upto)
     stale = [r for r in room_ids if marks.get(r, -1) < upto]
     if not stale:
         return
-    latest = await _latest_positions(reader, stale, upto)
     rules: Ruleset | None = None
     contexts = PushContexts(reader)
     for room_id in stale:
@@ -177,23 +195,10 @@ async def ensure_evaluated(
         if mark is not None and latest.get(room_id, 0) <= mark:
             continue  # nothing new in the room since the mark
         if rules is None:
-            rules = await user_ruleset(reader, user_id)
-        await _evaluate_room(reader, contexts, user_id, rules, room_id, mark, upto)
-
-
-async def _latest_positions(reader: RoomReader, room_ids: Sequence[str], upto: int) -> dict[str, int]:
-    """room_id -> its newest stream ordering at or before ``upto``."""
-    out: dict[str, int] = {}
-    for start in range(0, len(room_ids), 90):
-        part = list(room_ids[start : start + 90])
-        rows = (
-            await reader.db.prepare(
-                "SELECT room_id, MAX(stream_ordering) AS p FROM events WHERE stream_ordering <= ?"
-                f" AND room_id IN ({','.join('?' * len(part))}) GROUP BY room_id"
-            ).bind(upto, *part).all()
-        ).results
-        out.update({r["room_id"]: int(r["p"]) for r in rows})
-    return out
+            rules, joined_at = await _ruleset_and_join_position(reader, user_id, room_id)
+        else:
+            joined_at = await current_join_position(reader, user_id, room_id)
+        await _evaluate_room(reader, contexts, user_id, rules, room_id, joined_at, mark, upto)
 
 
 async def unread_notifications(

@@ -68,7 +68,8 @@ async def build_response(
         # Positions beyond ours (a token from a database that was reset) count as "now".
         since = since.clamped_to(upto)
     reader = RoomReader(
-        env.DB, user_id=requester.user_id, device_id=requester.device_id, now_ms=now_ms()
+        env.DB, user_id=requester.user_id, device_id=requester.device_id, now_ms=now_ms(),
+        room_versions=getattr(env, "ROOM_VERSIONS", None),
     )
     # A stream whose position has not moved since the token has nothing new: skip its reads.
     if since is not None and since.account_data == upto.account_data:

@@ -66,42 +66,48 @@ class Membership:
     event_id: str
 
 
-async def current_memberships(reader: RoomReader) -> list[Membership]:
-    """The user's membership in every room the server has one for."""
-    rows = (
-        await reader.db.prepare(
-            "SELECT room_id, membership, event_id FROM current_state"
-            " WHERE type = 'm.room.member' AND state_key = ?"
-        ).bind(reader.user_id).all()
-    ).results
+def _memberships_statement(reader: RoomReader) -> Any:
+    return reader.db.prepare(
+        "SELECT room_id, membership, event_id FROM current_state"
+        " WHERE type = 'm.room.member' AND state_key = ?"
+    ).bind(reader.user_id)
+
+
+def _as_memberships(rows: list[Row]) -> list[Membership]:
     return [Membership(r["room_id"], r["membership"], r["event_id"]) for r in rows]
 
 
-async def membership_changes(reader: RoomReader, since: int, upto: int) -> dict[str, list[Row]]:
-    """The user's membership events in ``(since, upto]`` per room, oldest first (outliers
-    included: an invite over federation arrives as one)."""
-    rows = (
-        await reader.db.prepare(
+async def current_memberships(reader: RoomReader) -> list[Membership]:
+    """The user's membership in every room the server has one for."""
+    return _as_memberships((await _memberships_statement(reader).all()).results)
+
+
+async def memberships_and_changes(
+    reader: RoomReader, since: int | None, upto: int
+) -> tuple[list[Membership], dict[str, list[Row]], set[str]]:
+    """In one hop (one snapshot): the user's current memberships and, for an incremental
+    window, the user's membership events in ``(since, upto]`` per room, oldest first
+    (outliers included: an invite over federation arrives as one), and the rooms with
+    timeline events in the window."""
+    if since is None or since == upto:
+        return await current_memberships(reader), {}, set()
+    members, changed, active = await reader.db.read_many([
+        _memberships_statement(reader),
+        reader.db.prepare(
             "SELECT * FROM events WHERE state_key = ? AND type = 'm.room.member'"
             " AND stream_ordering > ? AND stream_ordering <= ? AND rejected_reason IS NULL"
             " AND soft_failed = 0 ORDER BY stream_ordering"
-        ).bind(reader.user_id, since, upto).all()
-    ).results
-    reader.remember(rows)
-    out: dict[str, list[Row]] = {}
-    for row in rows:
-        out.setdefault(row["room_id"], []).append(row)
-    return out
-
-
-async def rooms_with_events(reader: RoomReader, since: int, upto: int) -> set[str]:
-    rows = (
-        await reader.db.prepare(
+        ).bind(reader.user_id, since, upto),
+        reader.db.prepare(
             f"SELECT DISTINCT room_id FROM events WHERE stream_ordering > ? AND stream_ordering <= ?"
             f" AND {TIMELINE_SQL}"
-        ).bind(since, upto).all()
-    ).results
-    return {r["room_id"] for r in rows}
+        ).bind(since, upto),
+    ])
+    reader.remember(changed.results)
+    changes: dict[str, list[Row]] = {}
+    for row in changed.results:
+        changes.setdefault(row["room_id"], []).append(row)
+    return _as_memberships(members.results), changes, {r["room_id"] for r in active.results}
 
 
 async def forgotten_rooms(reader: RoomReader) -> set[str]:
@@ -302,29 +308,23 @@ async def rooms_section(
 ) -> RoomsSection:
     section = RoomsSection()
     room_filter = window.filter.room
-    memberships = await current_memberships(reader)
-    changes = (
-        await membership_changes(reader, window.since, window.upto)
-        if window.since is not None and window.since != window.upto
-        else {}
-    )
-    active = (
-        await rooms_with_events(reader, window.since, window.upto)
-        if window.since is not None and window.since != window.upto
-        else set()
-    )
+    memberships, changes, active = await memberships_and_changes(reader, window.since, window.upto)
     forgotten: set[str] | None = None  # read only when a left room may need an entry
-    for member in memberships:
+
+    def quiet(member: Membership) -> bool:
+        """A joined room with nothing new: no entry, nothing to read."""
+        return (
+            member.membership == "join" and window.since is not None
+            and member.room_id not in changes and member.room_id not in active
+            and not room_account_data.get(member.room_id) and not window.full_state
+        )
+
+    relevant = [m for m in memberships if room_filter.allows_room(m.room_id) and not quiet(m)]
+    await reader.rows([m.event_id for m in relevant])  # every membership row in one read
+    for member in relevant:
         room_id = member.room_id
-        if not room_filter.allows_room(room_id):
-            continue
         changed = changes.get(room_id, [])
         account_data = room_account_data.get(room_id, [])
-        if (
-            member.membership == "join" and window.since is not None and not changed
-            and room_id not in active and not account_data and not window.full_state
-        ):
-            continue  # a joined room with nothing new: no entry, nothing to read
         row = await reader.row(member.event_id)
         if row is None:
             continue
