@@ -11,7 +11,6 @@ Pure: the ruleset is a function of the user ID and the user's stored rules.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 KINDS = ("override", "content", "room", "sender", "underride")
@@ -118,6 +117,8 @@ _DEFAULT_UNDERRIDE: list[dict[str, Any]] = [
 
 
 def _substitute(value: Any, user_id: str) -> Any:
+    """A copy of the JSON ``value`` (fresh lists and dicts all the way down) with the user's
+    ID in place of the placeholder."""
     if value == _USER:
         return user_id
     if isinstance(value, list):
@@ -133,7 +134,7 @@ def default_rules(user_id: str) -> dict[str, list[dict[str, Any]]]:
     rules: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     for kind, definitions in (("override", _DEFAULT_OVERRIDE), ("underride", _DEFAULT_UNDERRIDE)):
         for definition in definitions:
-            rule = _substitute(copy.deepcopy(definition), user_id)
+            rule = _substitute(definition, user_id)  # a deep copy: the definition stays as it is
             rule.setdefault("enabled", True)
             rule["default"] = True
             rules[kind].append(rule)

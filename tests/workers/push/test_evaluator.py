@@ -274,3 +274,19 @@ def test_property_at_missing_paths() -> None:
     assert property_at(event, "content.a.b") == 1
     assert property_at(event, "content.a.c") is not None  # the absent marker, not a value
     assert not condition_matches({"kind": "event_property_is", "key": "content.a.c", "value": None}, event, ctx())
+
+
+def test_each_ruleset_is_a_fresh_copy_of_the_defaults() -> None:
+    """Changing one user's assembled ruleset (as the push rule endpoints do before storing)
+    leaves the server defaults, and so the next ruleset, as they were."""
+    first = ruleset("@a:example.test", [])
+    for rules in first.values():
+        for rule in rules:
+            rule["enabled"] = "changed"
+            for condition in rule.get("conditions", []):
+                condition["pattern"] = "changed"
+            rule.get("actions", []).append("changed")
+    second = ruleset("@a:example.test", [])
+    assert all(rule["enabled"] != "changed" for rules in second.values() for rule in rules)
+    assert "changed" not in str(second)
+    assert second["override"][0]["rule_id"] == ".m.rule.master"
