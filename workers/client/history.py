@@ -53,14 +53,17 @@ class RoomReader:
                 self._versions[room_id] = known
                 return known
             generation = 0 if cache is None else cache.generation()
-            version = await self.db.prepare(
-                "SELECT room_version FROM rooms WHERE room_id = ?"
-                " UNION ALL SELECT room_version FROM remote_room_versions WHERE room_id = ?"
+            row = await self.db.prepare(
+                "SELECT room_version, 1 AS here FROM rooms WHERE room_id = ?"
+                " UNION ALL SELECT room_version, 0 AS here FROM remote_room_versions WHERE room_id = ?"
                 " LIMIT 1"
-            ).bind(room_id, room_id).first("room_version")
-            self._versions[room_id] = None if version is None else get_room_version(version)
-            if cache is not None and self._versions[room_id] is not None:
-                cache.put(room_id, self._versions[room_id], generation)
+            ).bind(room_id, room_id).first()
+            version = None if row is None else get_room_version(row["room_version"])
+            self._versions[room_id] = version
+            if cache is not None and version is not None and row is not None and row["here"]:
+                # Only a room this server is in: a version known from an invite is what the
+                # inviting server said, and the room itself may say otherwise on joining.
+                cache.put(room_id, version, generation)
         return self._versions[room_id]
 
     async def rows(self, event_ids: Sequence[str]) -> dict[str, Row]:
