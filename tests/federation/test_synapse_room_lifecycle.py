@@ -145,6 +145,13 @@ def _servers_we_send_to(ours: LocalServer, room_id: str) -> set[str]:
     return set(ours.run(stub.summary_servers)["servers"])
 
 
+def _prime(*users: User) -> None:
+    """Give each user a /sync cursor: a room left before a user's first (initial) sync is
+    not listed there, nor in the incremental syncs after it."""
+    for user in users:
+        _sync_rooms(user, "join")
+
+
 def _sync_rooms(user: User, section: str) -> dict[str, Any]:
     """One /sync from the user's cursor; the rooms of ``section`` (join, leave, invite, knock)."""
     params: dict[str, Any] = {"timeout": 0}
@@ -230,9 +237,13 @@ def test_invites_rejected_both_ways(ours: LocalServer, synapse: SynapsePeer, peo
 
 
 def test_kicks_in_our_room(ours: LocalServer, synapse: SynapsePeer, people: People) -> None:
-    alice, bob, carol = people.ours("alice"), people.synapse("bob"), people.synapse("carol")
+    alice, dave = people.ours("alice"), people.ours("dave")
+    bob, carol = people.synapse("bob"), people.synapse("carol")
     room_id = _shared_room(alice, bob, ours.server_name)
     _join(carol, room_id, ours.server_name, alice)
+    assert dave.post(f"/join/{_q(room_id)}").status_code == 200
+    eventually(lambda: _membership(bob, room_id, dave.user_id) == "join", "dave's join on Synapse")
+    _prime(bob, dave)
     # Bob has no power to kick (Synapse refuses); once alice raises him, he may.
     refused = bob.post(f"/rooms/{_q(room_id)}/kick", {"user_id": carol.user_id})
     assert refused.status_code == 403, refused.text
@@ -241,6 +252,12 @@ def test_kicks_in_our_room(ours: LocalServer, synapse: SynapsePeer, people: Peop
     assert kicked.status_code == 200, kicked.text
     eventually(lambda: _membership(alice, room_id, carol.user_id) == "leave", "carol kicked by bob, on our side")
     assert _members(alice, room_id)[carol.user_id]["sender"] == bob.user_id
+    # Bob kicks one of our users: our server takes the kick from Synapse.
+    kicked = bob.post(f"/rooms/{_q(room_id)}/kick", {"user_id": dave.user_id, "reason": "by bob"})
+    assert kicked.status_code == 200, kicked.text
+    dave.wait_for(lambda b: room_id in b.get("rooms", {}).get("leave", {}), "dave's kick")
+    assert _members(alice, room_id)[dave.user_id]["sender"] == bob.user_id
+    assert dave.send(room_id, "still here?").status_code == 403
     # Alice kicks bob: his server sees it, and he can no longer send.
     kicked = alice.post(f"/rooms/{_q(room_id)}/kick", {"user_id": bob.user_id, "reason": "by alice"})
     assert kicked.status_code == 200, kicked.text
@@ -259,6 +276,7 @@ def test_kicks_in_a_synapse_room(ours: LocalServer, synapse: SynapsePeer, people
     room_id = _shared_room(bob, alice, synapse.server_name)
     _join(carol, room_id, synapse.server_name, bob)
     eventually(lambda: _membership(alice, room_id, carol.user_id) == "join", "carol's join on our side")
+    _prime(alice, carol)
     # Our server refuses a kick alice has no power for.
     refused = alice.post(f"/rooms/{_q(room_id)}/kick", {"user_id": carol.user_id})
     assert (refused.status_code, refused.json()["errcode"]) == (403, "M_FORBIDDEN"), refused.text
