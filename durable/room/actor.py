@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from durable.room.backfill import Backfill
+from durable.room.core import STRIPPED_STATE_TYPES
 from durable.room.handshakes import Handshakes
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,14 @@ class RoomActor(Handshakes, Backfill):
         """The stripped state of the room (spec: "Stripped state"), for knocks and invites."""
         self._require_room()
         return self._stripped_state()
+
+    async def stripped_state_pdus(self) -> list[dict[str, Any]]:
+        """The same state events as whole PDUs in the room version's format, as federation
+        sends them in ``invite_room_state`` and ``knock_room_state`` (spec v1.16+: they
+        MUST include the ``m.room.create`` event and be formatted per room version)."""
+        self._require_room()
+        events = [self._state_event(t) for t in STRIPPED_STATE_TYPES]
+        return [json.loads(json.dumps(e.pdu)) for e in events if e is not None]
 
     async def state_event_content(self, event_type: str, state_key: str = "") -> dict[str, Any] | None:
         event = self._state_event(event_type, state_key)

@@ -287,8 +287,15 @@ class RemoteEvents(RoomCore):
             )
         unsigned = None
         if invite_room_state is not None:
+            # Over federation these are whole PDUs (spec v1.16+); clients get the stripped
+            # form (type, state_key, content, sender).
             name = "knock_room_state" if event.membership == "knock" else "invite_room_state"
-            unsigned = {name: [s for s in invite_room_state if isinstance(s, dict)]}
+            unsigned = {name: [
+                {"type": s.get("type"), "state_key": s.get("state_key", ""),
+                 "content": s.get("content") if isinstance(s.get("content"), dict) else {},
+                 "sender": s.get("sender")}
+                for s in invite_room_state if isinstance(s, dict) and isinstance(s.get("type"), str)
+            ]}
         insert_event(db, plan, event, state_group=None, outlier=True, local_unsigned=unsigned)
         if self.room_version is None or self.env.config.server_name not in self.servers_in_room():
             # Not in the room: this membership is all we know of it, and /sync and the

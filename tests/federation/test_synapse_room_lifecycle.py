@@ -216,21 +216,33 @@ def test_our_user_leaves_a_synapse_room(ours: LocalServer, synapse: SynapsePeer,
 def test_invites_rejected_both_ways(ours: LocalServer, synapse: SynapsePeer, people: People) -> None:
     """Rejecting an invite to a room the user's server is not in: make_leave/send_leave."""
     alice, bob = people.ours("alice"), people.synapse("bob")
-    theirs = _create(bob, preset="private_chat")
+    theirs = _create(bob, preset="private_chat", name="theirs")
     assert bob.post(f"/rooms/{_q(theirs)}/invite", {"user_id": alice.user_id}).status_code == 200
-    alice.wait_for_invite(theirs)
+    invite_state = _invite_state(alice, theirs)
+    # Synapse sends whole PDUs (spec v1.16+); our client gets the stripped form.
+    assert {"m.room.create", "m.room.name", "m.room.member"} <= {e["type"] for e in invite_state}
+    assert all(set(e) == {"type", "state_key", "content", "sender"} for e in invite_state), invite_state
     rejected = alice.post(f"/rooms/{_q(theirs)}/leave")
     assert rejected.status_code == 200, rejected.text
     eventually(lambda: _membership(bob, theirs, alice.user_id) == "leave", "alice's rejection on Synapse")
     alice.wait_for(lambda b: theirs in b.get("rooms", {}).get("leave", {}), "her rejection in her /sync")
 
-    mine = _create(alice, preset="private_chat")
+    mine = _create(alice, preset="private_chat", name="mine")
     assert alice.post(f"/rooms/{_q(mine)}/invite", {"user_id": bob.user_id}).status_code == 200
-    bob.wait_for_invite(mine)
+    invite_state = _invite_state(bob, mine)
+    assert {"m.room.create", "m.room.name", "m.room.member"} <= {e["type"] for e in invite_state}
+    # Ours are whole PDUs as the spec wants since v1.16: Synapse validates them (it only
+    # warns of invalid ones in v12 rooms until 2027, then refuses the invite).
+    assert "failed to validate `invite_room_state`" not in synapse.log_path.read_text()
     rejected = bob.post(f"/rooms/{_q(mine)}/leave")
     assert rejected.status_code == 200, rejected.text
     eventually(lambda: _membership(alice, mine, bob.user_id) == "leave", "bob's rejection on our server")
     assert _members(alice, mine)[bob.user_id]["sender"] == bob.user_id
+
+
+def _invite_state(user: User, room_id: str) -> list[dict[str, Any]]:
+    body = user.wait_for(lambda b: room_id in b.get("rooms", {}).get("invite", {}), f"an invite to {room_id}")
+    return body["rooms"]["invite"][room_id]["invite_state"]["events"]
 
 
 # --- 2. kicks, both ways -----------------------------------------------------------------------
@@ -515,8 +527,8 @@ def test_concurrent_messages_and_state_converge(ours: LocalServer, synapse: Syna
 # --- 6. restricted rooms -----------------------------------------------------------------------
 
 
-def _restricted_room(owner: User, allowing: str, room_version: str) -> str:
-    rule = {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": allowing}]}
+def _restricted_room(owner: User, allowing: str, room_version: str, join_rule: str = "restricted") -> str:
+    rule = {"join_rule": join_rule, "allow": [{"type": "m.room_membership", "room_id": allowing}]}
     return _create(owner, preset="private_chat", room_version=room_version,
                    initial_state=[{"type": "m.room.join_rules", "state_key": "", "content": rule}])
 
@@ -552,3 +564,27 @@ def test_restricted_join_authorised_by_synapse(
     assert member["content"].get("join_authorised_via_users_server") == bob.user_id
     _send(alice, room_id, "in through their space")
     bob.wait_for_message(room_id, "in through their space")
+
+
+def test_knock_restricted_rooms_both_ways(ours: LocalServer, synapse: SynapsePeer, people: People) -> None:
+    """``knock_restricted`` (v10+): a member of the allowing room joins, anyone else knocks."""
+    alice, carol = people.ours("alice"), people.ours("carol")
+    bob, dave = people.synapse("bob"), people.synapse("dave")
+    for owner, guest, outsider, server in ((alice, bob, dave, ours.server_name),
+                                           (bob, alice, carol, synapse.server_name)):
+        space = _shared_room(owner, guest, server)
+        room_id = _restricted_room(owner, space, "12", "knock_restricted")
+        _join(guest, room_id, server, owner)
+        assert _members(owner, room_id)[guest.user_id]["content"].get("join_authorised_via_users_server") \
+            == owner.user_id
+        refused = outsider.post(f"/join/{_q(room_id)}", server_name=server)
+        assert refused.status_code == 403, refused.text
+        knocked = outsider.post(f"/knock/{_q(room_id)}", {}, server_name=server)
+        assert knocked.status_code == 200, knocked.text
+        eventually(lambda: _membership(owner, room_id, outsider.user_id) == "knock", "the knock")
+        assert owner.post(f"/rooms/{_q(room_id)}/invite", {"user_id": outsider.user_id}).status_code == 200
+        outsider.wait_for_invite(room_id)
+        # The outsider's server is in the room: the invite reaches it once through /invite
+        # and again in a transaction, and only the second puts it in the room's state.
+        eventually(lambda: _membership(guest, room_id, outsider.user_id) == "invite", "the invite in the room")
+        _join(outsider, room_id, server, owner)

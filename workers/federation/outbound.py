@@ -142,7 +142,7 @@ async def invite_remote(env: Any, sender: str, room_id: str, target: str,
     try:
         answer = await federation_client(env).put_json(
             server, encode_path("/_matrix/federation/v2/invite/{}/{}", room_id, event_id),
-            {"event": pdu, "room_version": version_id, "invite_room_state": await stub.stripped_state()},
+            {"event": pdu, "room_version": version_id, "invite_room_state": await stub.stripped_state_pdus()},
         )
     except FederationError as exc:
         raise as_client_error(exc) from exc

@@ -123,7 +123,7 @@ async def send_knock(request: Request, env: Any) -> dict[str, Any]:
     origin, version, pdu = await _check_membership_pdu(request, env, "knock")
     await _accept(env, origin, version, pdu)
     stub = room_stub(env, pdu["room_id"])
-    return {"knock_room_state": await stub.stripped_state()}
+    return {"knock_room_state": await stub.stripped_state_pdus()}
 
 
 async def _invite(request: Request, env: Any, pdu: Any, room_version: Any, invite_room_state: Any) -> dict[str, Any]:
