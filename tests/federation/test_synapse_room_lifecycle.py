@@ -8,6 +8,7 @@ every test (random localparts), so a rerun on the same pair of servers starts af
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -17,9 +18,13 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
+from durable.events import build_event
+from durable.room_versions import get_room_version
 from tests.federation.local_server import LocalServer
 from tests.federation.synapse_peer import PASSWORD, SynapsePeer
 from tests.federation.test_synapse_rooms import User, eventually
+from workers.federation.client import encode_path
+from workers.federation.x_matrix import authorization_header
 
 # A real Synapse in another process: propagation can miss a deadline under load now and then;
 # one bounded rerun keeps such a miss from failing the suite, a real bug fails every run.
@@ -238,6 +243,56 @@ def test_invites_rejected_both_ways(ours: LocalServer, synapse: SynapsePeer, peo
     assert rejected.status_code == 200, rejected.text
     eventually(lambda: _membership(alice, mine, bob.user_id) == "leave", "bob's rejection on our server")
     assert _members(alice, mine)[bob.user_id]["sender"] == bob.user_id
+
+
+async def _current_member_row(env: Any, room_id: str, user_id: str) -> dict[str, Any] | None:
+    return await env.DB.prepare(
+        "SELECT e.event_id, e.json, v.room_version FROM current_state c JOIN events e ON e.event_id = c.event_id"
+        " JOIN remote_room_versions v ON v.room_id = c.room_id"
+        " WHERE c.room_id = ? AND c.type = 'm.room.member' AND c.state_key = ?"
+    ).bind(room_id, user_id).first()
+
+
+def _forged_rescission(ours: LocalServer, synapse: SynapsePeer, room_id: str, target: str, sender: str) -> str:
+    """Send our server a leave of ``target`` built on the invite it holds, as Synapse would
+    sign it for ``sender``; returns the transaction's answer for it."""
+    row = ours.run(_current_member_row, ours.env, room_id, target)
+    assert row is not None
+    invite = json.loads(row["json"])
+    version = get_room_version(row["room_version"])
+    event = build_event(
+        version, room_id=room_id, sender=sender, type="m.room.member", state_key=target,
+        content={"membership": "leave"}, prev_event_ids=[row["event_id"]],
+        auth_event_ids=[*invite["auth_events"], row["event_id"]], depth=invite["depth"] + 1,
+        origin_server_ts=int(time.time() * 1000), server_name=synapse.server_name, signing_key=synapse.signing_key,
+    )
+    body = {"origin": synapse.server_name, "origin_server_ts": int(time.time() * 1000), "pdus": [dict(event.pdu)]}
+    uri = encode_path("/_matrix/federation/v1/send/{}", f"rescind-{time.monotonic_ns()}")
+    header = authorization_header(synapse.server_name, synapse.signing_key, ours.server_name, "PUT", uri, body)
+    with httpx.Client(verify=False, timeout=60) as http:
+        answer = http.put(f"https://127.0.0.1:{ours.federation_port}{uri}", json=body, headers={"Authorization": header})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["pdus"][event.event_id].get("error", ""))
+
+
+def test_invites_rescinded_both_ways(ours: LocalServer, synapse: SynapsePeer, people: People) -> None:
+    """The inviter takes an invite back (a kick of the invitee): the invitee's server, not in
+    the room, hears of it (and only from the inviter)."""
+    alice, bob = people.ours("alice"), people.synapse("bob")
+    for owner, invitee in ((alice, bob), (bob, alice)):
+        room_id = _create(owner, preset="private_chat")
+        assert owner.post(f"/rooms/{_q(room_id)}/invite", {"user_id": invitee.user_id}).status_code == 200
+        invitee.wait_for_invite(room_id)
+        if invitee is alice:
+            stranger = f"@stranger-{secrets.token_hex(4)}:{synapse.server_name}"
+            error = _forged_rescission(ours, synapse, room_id, alice.user_id, stranger)
+            assert "rejected" in error.lower() and "inviter" in error, error
+            assert _sync_rooms(alice, "leave") == {}
+        rescinded = owner.post(f"/rooms/{_q(room_id)}/kick", {"user_id": invitee.user_id, "reason": "oops"})
+        assert rescinded.status_code == 200, rescinded.text
+        invitee.wait_for(lambda b: room_id in b.get("rooms", {}).get("leave", {}), "the rescinded invite")
+        refused = invitee.post(f"/join/{_q(room_id)}", server_name=owner.user_id.split(":", 1)[1])
+        assert refused.status_code == 403, refused.text
 
 
 def _invite_state(user: User, room_id: str) -> list[dict[str, Any]]:

@@ -13,11 +13,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from durable.events import event_from_pdu
+from durable.events import compute_event_id, event_from_pdu
 from durable.errors import InvalidEvent
-from durable.room_versions import RoomVersion
+from durable.pdu_receipt import Dropped, receive_checks
+from durable.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
+from workers.auth import is_local_user
 from workers.federation.client import encode_path, federation_client
 from workers.federation.errors import FederationError
+from workers.federation.server.common import server_in_room
 from workers.room_access import room_stub
 
 log = logging.getLogger(__name__)
@@ -103,3 +106,50 @@ async def receive_pdu(env: Any, origin: str, version: RoomVersion, pdu: dict[str
             break
         result = await stub.receive_pdu(origin, pdu)
     return result
+
+
+async def receive_rescinded_invite(env: Any, origin: str, pdu: dict[str, Any]) -> dict[str, Any] | None:
+    """Take the leave that takes back an invite of one of our users, in a room this server
+    is not in (so it has no state to check the event against, only the invite it holds).
+
+    The inviting server sends it to the invitee's server (Synapse does); it is kept, like the
+    invite, as an out-of-band membership when it is signed by its sender's server, names the
+    invite among its ``auth_events`` and comes from whoever sent the invite. None when the
+    PDU is not such a leave (the caller goes on as for any PDU)."""
+    room_id, target = pdu.get("room_id"), pdu.get("state_key")
+    content = pdu.get("content")
+    if (
+        pdu.get("type") != "m.room.member" or not isinstance(target, str) or not is_local_user(env, target)
+        or not isinstance(content, dict) or content.get("membership") != "leave"
+        or pdu.get("sender") == target
+    ):
+        return None
+    invite = await env.DB.prepare(
+        "SELECT e.event_id, e.sender, e.membership, COALESCE(r.room_version, v.room_version) AS room_version"
+        " FROM current_state c JOIN events e ON e.event_id = c.event_id"
+        " LEFT JOIN rooms r ON r.room_id = c.room_id"
+        " LEFT JOIN remote_room_versions v ON v.room_id = c.room_id"
+        " WHERE c.room_id = ? AND c.type = 'm.room.member' AND c.state_key = ?"
+    ).bind(room_id, target).first()
+    if invite is None or invite["membership"] != "invite" or invite["room_version"] is None:
+        return None
+    if await server_in_room(env, room_id, env.config.server_name):
+        return None  # the room's own DAG and state decide
+    try:
+        version = get_room_version(invite["room_version"])
+    except UnsupportedRoomVersion:
+        return None
+    try:
+        event = await receive_checks(pdu, version, env.server_keys.get_verify_key)
+    except Dropped as exc:
+        try:
+            event_id: str | None = compute_event_id(pdu, version)
+        except (InvalidEvent, KeyError, TypeError):
+            event_id = None
+        return {"event_id": event_id, "outcome": "dropped", "reason": exc.reason}
+    if invite["event_id"] not in event.auth_event_ids or event.sender != invite["sender"]:
+        return {"event_id": event.event_id, "outcome": "rejected",
+                "reason": "not a leave by the inviter that answers the invite"}
+    await room_stub(env, room_id).store_remote_membership(version.identifier, dict(event.pdu))
+    log.info("room %s: invite of %s taken back by %s (through %s)", room_id, target, event.sender, origin)
+    return {"event_id": event.event_id, "outcome": "accepted", "reason": ""}

@@ -22,7 +22,7 @@ from durable.events import compute_event_id
 from workers.errors import bad_json
 from workers.federation import edus
 from workers.federation.auth import require_server
-from workers.federation.inbound import receive_pdu
+from workers.federation.inbound import receive_pdu, receive_rescinded_invite
 from workers.federation.server.common import FEDERATION_V1
 from workers.routing import read_json_object, route
 
@@ -56,15 +56,21 @@ async def send_transaction(request: Request, env: Any) -> dict[str, Any]:
     for pdu in pdus:
         if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
             continue  # no event ID can be computed: nothing to answer for it
-        version = await room_version_of(env.DB, pdu["room_id"])
-        if version is None:
-            log.info("transaction %s from %s: PDU for unknown room %s", txn_id, origin, pdu["room_id"])
-            continue
-        try:
-            event_id = compute_event_id(pdu, version)
-        except (InvalidEvent, KeyError, TypeError):
-            continue
-        outcome = await receive_pdu(env, origin, version, pdu)
+        outcome = await receive_rescinded_invite(env, origin, pdu)
+        if outcome is not None:
+            event_id = outcome["event_id"]
+            if event_id is None:
+                continue
+        else:
+            version = await room_version_of(env.DB, pdu["room_id"])
+            if version is None:
+                log.info("transaction %s from %s: PDU for unknown room %s", txn_id, origin, pdu["room_id"])
+                continue
+            try:
+                event_id = compute_event_id(pdu, version)
+            except (InvalidEvent, KeyError, TypeError):
+                continue
+            outcome = await receive_pdu(env, origin, version, pdu)
         error = _ERRORS.get(outcome["outcome"])
         results[event_id] = {"error": f"{error}: {outcome.get('reason', '')}"} if error else {}
     for edu in edu_list:
