@@ -12,7 +12,7 @@ from typing import Any
 
 from durable.auth import check_auth_rules, check_event_auth
 from durable.errors import AuthError, InvalidEvent
-from durable.events import event_from_pdu, validate_pdu
+from durable.events import event_from_pdu, redact, validate_pdu
 from durable.events.event import Event, StateKey
 from durable.pdu_receipt import Dropped, receive_checks
 from durable.room.persist import (
@@ -169,6 +169,12 @@ class RemoteEvents(RoomCore):
         same_domain = row["sender"].split(":", 1)[-1] == event.sender.split(":", 1)[-1]
         if same_domain or self._has_power(event.sender, "redact"):
             mark_redacted(self.env.DB, plan, target_id, event.event_id)
+            target = self.events.get(target_id)
+            if target is not None and target_id in self.state.values():
+                # A current state event is read from memory (stripped state, auth): in its
+                # redacted form from now on, as after a local redaction.
+                self.events[target_id] = Event(redact(target.pdu, target.room_version), target.room_version,
+                                               target_id)
 
     async def store_outliers(self, pdus: list[dict[str, Any]]) -> dict[str, Any]:
         """Store events known only as part of an auth chain or a state snapshot (outliers):

@@ -387,7 +387,7 @@ def _served_redacted(user: User, room_id: str, event_id: str, redaction_id: str)
 def test_redactions_both_ways(ours: LocalServer, synapse: SynapsePeer, people: People, room_version: str) -> None:
     alice, bob = people.ours("alice"), people.synapse("bob")
     for owner, guest, server in ((alice, bob, ours.server_name), (bob, alice, synapse.server_name)):
-        room_id = _shared_room(owner, guest, server, room_version=room_version)
+        room_id = _shared_room(owner, guest, server, room_version=room_version, name="secret name")
         alices = _send(alice, room_id, "alice's secret")
         bobs = _send(bob, room_id, "bob's secret")
         guests = _send(guest, room_id, "the guest's secret")
@@ -410,6 +410,17 @@ def test_redactions_both_ways(ours: LocalServer, synapse: SynapsePeer, people: P
         for user in (owner, guest):
             eventually(lambda: (_event(user, room_id, rules["event_id"]) or {}).get("content")
                        == {"join_rule": "public"}, f"the redacted join rules on {user.user_id}'s server")
+        # A redacted name is gone from the room's current state as both servers serve it,
+        # and from what our room actor gives invitees.
+        name = _state(owner, room_id, "m.room.name", "")
+        assert name == {"name": "secret name"}, name
+        name_event = next(e for e in _messages(owner, room_id) if e["type"] == "m.room.name")
+        _redact(owner, room_id, name_event["event_id"])
+        for user in (owner, guest):
+            eventually(lambda: _state(user, room_id, "m.room.name", "") == {}, f"the redacted name on {user.user_id}'s server")
+        stub = ours.env.ROOMS.get(ours.env.ROOMS.id_from_name(room_id))
+        stripped = {e["type"]: e["content"] for e in ours.run(stub.stripped_state)}
+        assert stripped.get("m.room.name") == {}, stripped
 
 
 # --- 4. knocking, both ways --------------------------------------------------------------------
