@@ -26,6 +26,7 @@ from typing import Any
 
 from d1 import D1Database, apply_migrations
 from d1.server_keys import load_or_create_signing_key
+from kv.local_cache import LocalCache
 from kv.namespace import KVNamespace
 from local_runtime.blob_store import BlobStore
 from local_runtime.config import ServerConfig
@@ -33,6 +34,7 @@ from local_runtime.durable_objects import DurableObjectNamespace
 from local_runtime.notifier import Notifier
 from workers.federation.client import FederationClient
 from local_runtime.server_keys import ServerKeys
+from workers.auth import TOKEN_CACHE_SECONDS
 from workers.hooks import Hooks
 from workers.push.dispatcher import PushDispatcher
 from local_runtime.rate_limiter import RateLimiter
@@ -62,6 +64,11 @@ class Env:
         self.DB = D1Database(data / config.bindings.DB)
         self.CACHE = KVNamespace(data / config.bindings.CACHE)
         self.NOTIFIER = Notifier()
+        # In-process caches of hot D1 reads (kv.local_cache): a valid token's row for a few
+        # seconds (workers.auth), the version of a room this server is in for good
+        # (workers.room_access).
+        self.TOKEN_CACHE = LocalCache(ttl=TOKEN_CACHE_SECONDS)
+        self.ROOM_VERSIONS = LocalCache(ttl=None)
         self.server_keys = ServerKeys(self)
         self.hooks = Hooks(self)
         self.push_dispatcher = PushDispatcher(self)

@@ -17,12 +17,10 @@ from typing import AsyncIterator, Callable, Iterator
 import uvicorn
 from starlette.applications import Starlette
 
-from kv.local_cache import LocalCache
 from local_runtime.config import ServerConfig
 from local_runtime.env import Env
 from local_runtime.tls import tls_files
 from workers.app import create_app
-from workers.auth import TOKEN_CACHE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +28,6 @@ log = logging.getLogger(__name__)
 def build_app(config: ServerConfig) -> Starlette:
     """The app with an ``Env`` that starts (migrations, keys, actors) in the app's lifespan."""
     env = Env(config)
-    # In-process caches of hot D1 reads (kv.local_cache): a valid token's row for a few
-    # seconds (workers.auth), a room's version for good (workers.room_access).
-    env.TOKEN_CACHE = LocalCache(ttl=TOKEN_CACHE_SECONDS)
-    env.ROOM_VERSIONS = LocalCache(ttl=None)
     app = create_app(env)
 
     @contextlib.asynccontextmanager
