@@ -303,6 +303,23 @@ def test_long_poll_wakes_on_invite(hs: Harness) -> None:
     assert room in body["rooms"]["invite"]
 
 
+def test_long_poll_wakes_on_own_new_room(hs: Harness) -> None:
+    """A waiting sync watches the rooms its user was in when it started; the room the user
+    creates meanwhile (their own join) still wakes it."""
+    alice = hs.user("alice")
+    token = alice.sync()["next_batch"]
+    created: list[str] = []
+    creator = threading.Timer(0.3, lambda: created.append(alice.create_room(name="new")))
+    creator.start()
+    started = time.monotonic()
+    try:
+        body = alice.sync(token, timeout=20000)
+    finally:
+        creator.join()
+    assert time.monotonic() - started < 10
+    assert created and created[0] in body["rooms"]["join"]
+
+
 def test_tokens_survive_restart(tmp_path: Path) -> None:
     with make_client(tmp_path) as client:
         hs = Harness(client)
