@@ -6,8 +6,11 @@ user. Rows are inserted with ``INSERT OR IGNORE`` and the mark only moves forwar
 evaluations racing over the same events (a sync and the user's pusher) agree.
 
 Unread counts are measured from the user's read receipt: the most advanced (by the event's
-stream order) ``m.read`` or ``m.read.private`` receipt that is unthreaded or on the main
-timeline (spec: "Receiving notifications", "Marking notifications as read").
+stream order) ``m.read`` or ``m.read.private`` receipt that is unthreaded or in the row's own
+thread (``main`` for the main timeline). Spec: "Receiving notifications", "Marking
+notifications as read" (the server partitions the count per thread, the main timeline being
+one) and "Threaded read receipts" (a threaded receipt marks only its thread as read; an
+unthreaded one marks every event up to it).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from d1.events import chunks
 
 JsonDict = dict[str, Any]
 
-# The stream ordering of the user's read receipt in the room (0 when none); `r.room_id`,
-# `r.user_id` bound by the enclosing query as a.room_id / a.user_id.
+# The stream ordering of the user's read receipt covering the row (0 when none): unthreaded
+# ('') or of the row's thread; bound by the enclosing query as a.room_id, a.user_id and
+# a.thread_id.
 _RECEIPT_POSITION = (
     "COALESCE((SELECT MAX(e.stream_ordering) FROM receipts r JOIN events e"
     " ON e.event_id = r.event_id WHERE r.room_id = a.room_id AND r.user_id = a.user_id"
-    " AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', 'main')), 0)"
+    " AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', a.thread_id)), 0)"
 )
 
 
@@ -98,20 +102,23 @@ async def marks_and_latest(
 
 async def unread_counts(
     db: D1Database, user_id: str, room_ids: Sequence[str], upto: int
-) -> dict[str, tuple[int, int]]:
-    """room_id -> (notification_count, highlight_count): the user's notifying events after
-    their read receipt and at or before ``upto``. Rooms without any are absent."""
-    out: dict[str, tuple[int, int]] = {}
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """room_id -> thread ID (``main`` or a thread root) -> (notification_count,
+    highlight_count): the user's notifying events after the receipt covering them and at or
+    before ``upto``. Rooms and threads without any are absent."""
+    out: dict[str, dict[str, tuple[int, int]]] = {}
     for part in chunks(list(room_ids)):
         rows = (
             await db.prepare(
-                "SELECT a.room_id, COUNT(*) AS n, SUM(a.highlight) AS h FROM event_push_actions a"
+                "SELECT a.room_id, a.thread_id, COUNT(*) AS n, SUM(a.highlight) AS h"
+                " FROM event_push_actions a"
                 f" WHERE a.user_id = ? AND a.room_id IN ({','.join('?' * len(part))})"
                 " AND a.stream_ordering <= ? AND a.stream_ordering > " + _RECEIPT_POSITION
-                + " GROUP BY a.room_id"
+                + " GROUP BY a.room_id, a.thread_id"
             ).bind(user_id, *part, upto).all()
         ).results
-        out.update({r["room_id"]: (int(r["n"]), int(r["h"] or 0)) for r in rows})
+        for r in rows:
+            out.setdefault(r["room_id"], {})[r["thread_id"]] = (int(r["n"]), int(r["h"] or 0))
     return out
 
 

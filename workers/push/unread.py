@@ -24,8 +24,13 @@ evaluation happens on the reading side, at most once per (user, event):
 - Counts are one grouped query: notifying rows after the read receipt's event, up to the
   sync's events position, so a receipt resets them at once.
 
-Threads: counts are for the whole room (``unread_thread_notifications`` is not produced);
-rows carry their thread so that per-thread counts can be added.
+Threads (spec: "Receiving notifications", threaded read receipts, and ``/sync``'s
+``unread_thread_notifications``): each row carries its thread (``main`` or the root) and is
+read once the receipt of its thread, or an unthreaded one, reaches it. Without the filter's
+``unread_thread_notifications`` a room's counts cover every thread; with it
+``unread_notifications`` covers the main timeline only and ``unread_thread_notifications``
+maps each thread root with unread notifications to its counts (threads without any, and
+the whole object when none has any, are left out).
 """
 
 from __future__ import annotations
@@ -201,28 +206,46 @@ async def ensure_evaluated(
         await _evaluate_room(reader, contexts, user_id, rules, room_id, joined_at, mark, upto)
 
 
+def _counts(pair: tuple[int, int]) -> JsonDict:
+    return {"notification_count": pair[0], "highlight_count": pair[1]}
+
+
 async def unread_notifications(
-    reader: RoomReader, user_id: str, room_ids: Sequence[str], upto: int
+    reader: RoomReader, user_id: str, room_ids: Sequence[str], upto: int,
+    *, per_thread: bool = False,
 ) -> dict[str, JsonDict]:
-    """room_id -> ``{"notification_count", "highlight_count"}`` for each given room."""
+    """room_id -> ``{"unread_notifications": {...}}`` for each given room, plus
+    ``"unread_thread_notifications"`` (thread root -> counts) when ``per_thread`` and some
+    thread has unread notifications; with ``per_thread`` the room counts are the main
+    timeline's only."""
     await ensure_evaluated(reader, user_id, room_ids, upto)
     counts = await actions_db.unread_counts(reader.db, user_id, room_ids, upto)
-    return {
-        room_id: {
-            "notification_count": counts.get(room_id, (0, 0))[0],
-            "highlight_count": counts.get(room_id, (0, 0))[1],
-        }
-        for room_id in room_ids
-    }
+    out: dict[str, JsonDict] = {}
+    for room_id in room_ids:
+        threads = counts.get(room_id, {})
+        if not per_thread:
+            total = (sum(n for n, _ in threads.values()), sum(h for _, h in threads.values()))
+            out[room_id] = {"unread_notifications": _counts(total)}
+            continue
+        entry: JsonDict = {"unread_notifications": _counts(threads.get(MAIN_THREAD, (0, 0)))}
+        by_root = {t: _counts(c) for t, c in sorted(threads.items()) if t != MAIN_THREAD}
+        if by_root:
+            entry["unread_thread_notifications"] = by_root
+        out[room_id] = entry
+    return out
 
 
-async def fill_unread_counts(reader: RoomReader, joined: dict[str, JsonDict], upto: int) -> None:
-    """Set ``unread_notifications`` on every joined room entry of a sync response (those
-    with a timeline and those with only ephemeral news, such as the user's new receipt).
-    ``reader`` is the one the response was built with: rows and state it loaded are not
-    read again."""
+async def fill_unread_counts(
+    reader: RoomReader, joined: dict[str, JsonDict], upto: int, *, per_thread: bool = False
+) -> None:
+    """Set ``unread_notifications`` (and ``unread_thread_notifications`` with
+    ``per_thread``, the timeline filter's flag) on every joined room entry of a sync response (those with a timeline and those with only ephemeral news, such
+    as the user's new receipt). ``reader`` is the one the response was built with: rows and
+    state it loaded are not read again."""
     if not joined:
         return
-    counts = await unread_notifications(reader, reader.user_id, sorted(joined), upto)
+    counts = await unread_notifications(
+        reader, reader.user_id, sorted(joined), upto, per_thread=per_thread
+    )
     for room_id, entry in joined.items():
-        entry["unread_notifications"] = counts[room_id]
+        entry.update(counts[room_id])

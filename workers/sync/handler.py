@@ -113,8 +113,12 @@ async def build_response(
         env, requester.user_id, requester.device_id, since, upto, sync_filter, body
     )
     body["next_batch"] = next_token.encode()
-    # unread_notifications of every joined room in the response (workers.push.unread).
-    await fill_unread_counts(reader, body["rooms"]["join"], upto.events)
+    # unread_notifications of every joined room in the response, per thread when the
+    # timeline filter asks for unread_thread_notifications (workers.push.unread).
+    await fill_unread_counts(
+        reader, body["rooms"]["join"], upto.events,
+        per_thread=sync_filter.room.timeline.unread_thread_notifications,
+    )
     return body, has_data or more
 
 

@@ -94,6 +94,67 @@ def test_threaded_receipt_on_main_resets(hs: Harness) -> None:
     assert counts(alice.sync(), room)["notification_count"] == 0
 
 
+PER_THREAD = {"room": {"timeline": {"unread_thread_notifications": True}}}
+
+
+def in_thread(user: User, room: str, root: str, body: str, **extra: Any) -> str:
+    return send(user, room, {
+        "msgtype": "m.text", "body": body, **extra,
+        "m.relates_to": {"rel_type": "m.thread", "event_id": root},
+    })
+
+
+def thread_counts(body: dict[str, Any], room: str) -> dict[str, Any] | None:
+    return body["rooms"]["join"][room].get("unread_thread_notifications")
+
+
+def test_per_thread_counts_and_threaded_receipts(hs: Harness) -> None:
+    """Spec "Receiving notifications" (counts partitioned per thread, the main timeline
+    being one), "Threaded read receipts" and /sync's unread_thread_notifications."""
+    alice, bob, _, room = group_room(hs)
+    root = bob.send(room, "root")
+    in_thread(bob, room, root, "first reply")
+    last_reply = in_thread(
+        bob, room, root, "alice, look", **{"m.mentions": {"user_ids": [alice.user_id]}}
+    )
+    main = bob.send(room, "main again")
+    # Without the filter flag: one count for the whole room, no per-thread object.
+    body = alice.sync()
+    assert counts(body, room) == {"notification_count": 4, "highlight_count": 1}
+    assert thread_counts(body, room) is None
+    body = alice.sync(filter=PER_THREAD)
+    assert counts(body, room) == {"notification_count": 2, "highlight_count": 0}
+    assert thread_counts(body, room) == {root: {"notification_count": 2, "highlight_count": 1}}
+
+    # A main-timeline receipt after the replies (in stream order) leaves the thread unread.
+    alice.post(f"/rooms/{room}/receipt/m.read/{main}", {"thread_id": "main"})
+    body = alice.sync(since=body["next_batch"], filter=PER_THREAD)
+    assert counts(body, room) == {"notification_count": 0, "highlight_count": 0}
+    assert thread_counts(body, room) == {root: {"notification_count": 2, "highlight_count": 1}}
+    assert counts(alice.sync(), room) == {"notification_count": 2, "highlight_count": 1}
+
+    # The thread's own receipt reads the thread; a thread without unread ones is left out.
+    alice.post(f"/rooms/{room}/receipt/m.read/{last_reply}", {"thread_id": root})
+    body = alice.sync(since=body["next_batch"], filter=PER_THREAD)
+    assert counts(body, room) == {"notification_count": 0, "highlight_count": 0}
+    assert thread_counts(body, room) is None
+    assert counts(alice.sync(), room) == {"notification_count": 0, "highlight_count": 0}
+
+
+def test_unthreaded_receipt_reads_every_thread(hs: Harness) -> None:
+    alice, bob, _, room = group_room(hs)
+    root = bob.send(room, "root")
+    reply = in_thread(bob, room, root, "reply")
+    later = in_thread(bob, room, root, "later reply")
+    alice.post(f"/rooms/{room}/receipt/m.read/{reply}", {})
+    body = alice.sync(filter=PER_THREAD)
+    assert counts(body, room) == {"notification_count": 0, "highlight_count": 0}
+    assert thread_counts(body, room) == {root: {"notification_count": 1, "highlight_count": 0}}
+    alice.post(f"/rooms/{room}/receipt/m.read/{later}", {})
+    body = alice.sync(since=body["next_batch"], filter=PER_THREAD)
+    assert thread_counts(body, room) is None
+
+
 def test_push_rules_decide(hs: Harness) -> None:
     alice, bob, _, room = group_room(hs)
     alice.put("/pushrules/global/sender/" + bob.user_id, {"actions": []})
