@@ -17,11 +17,27 @@ from collections import defaultdict
 from typing import Iterable
 
 
+class _Closed(Exception):
+    """Ends a wait because the notifier was closed."""
+
+
 class Notifier:
     def __init__(self) -> None:
         self._position = 0
         self._last: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._closed = False
+
+    def close(self) -> None:
+        """The server is shutting down: every waiting long-poll returns now (as if its
+        timeout had passed), and later waits do not wait, so that the listeners can finish
+        their requests at once instead of holding shutdown for a long-poll's timeout."""
+        self._closed = True
+        waiters, self._waiters = self._waiters, defaultdict(set)
+        for futures in waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(_Closed())
 
     def position(self) -> int:
         return self._position
@@ -39,7 +55,7 @@ class Notifier:
         keys = list(keys)
         if any(self._last.get(key, 0) > since for key in keys):
             return True
-        if timeout <= 0:
+        if timeout <= 0 or self._closed:
             return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for key in keys:
@@ -47,7 +63,7 @@ class Notifier:
         try:
             await asyncio.wait_for(future, timeout)
             return True
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, _Closed):
             return False
         finally:
             for key in keys:

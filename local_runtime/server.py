@@ -96,8 +96,11 @@ class Listeners:
         return all(server.started for server in self.servers)
 
     def stop(self) -> None:
+        """Stop accepting requests, end waiting long-polls at once (with what a timeout would
+        give them), and let the listeners finish the requests in flight."""
         for server in self.servers:
             server.should_exit = True
+        self.app.state.env.NOTIFIER.close()
 
     async def run(self) -> None:
         """Start the Env, serve until ``stop()`` (or a SIGINT/SIGTERM in the main thread),

@@ -119,9 +119,12 @@ class LocalEvents(RemoteEvents):
                 )
                 self._check_auth(event)
                 unsigned = None
-                if event.type == "m.room.member" and event.membership == "invite":
-                    unsigned = {"invite_room_state": self._stripped_state()}
+                if event.type == "m.room.member":
+                    # The creator's join and each invite: those users' waiting syncs watch
+                    # only the rooms they knew, so they are woken by user.
                     users.add(event.state_key or "")
+                    if event.membership == "invite":
+                        unsigned = {"invite_room_state": self._stripped_state()}
                 self._plan_accept(plan, event, unsigned)
             await self._commit(plan, users, fan_out=[self.events[e] for e in plan.event_ids])
         except BaseException:

@@ -242,9 +242,6 @@ async def create_room_for(env: Any, creator: str, body: dict[str, Any]) -> str:
         except MatrixError as exc:
             if exc.errcode != Codes.ROOM_IN_USE.value or attempt == CREATE_ATTEMPTS - 1:
                 raise
-    # The creator's waiting /sync watches only the rooms they were in when it started: wake
-    # it on their user key so the new room (their own join) reaches it now, not at timeout.
-    env.NOTIFIER.notify([creator])
     if alias is not None:
         await env.DB.prepare(
             "INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES (?,?,?,?)"
