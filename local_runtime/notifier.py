@@ -28,6 +28,10 @@ class Notifier:
         self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """The server is shutting down: every waiting long-poll returns now (as if its
         timeout had passed), and later waits do not wait, so that the listeners can finish

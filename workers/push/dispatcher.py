@@ -102,7 +102,7 @@ class PushDispatcher:
             await self._kick(await pushers_db.users_with_pushers(self.env.DB), self.position)
         except Exception:  # the loop below catches up from self.position
             log.exception("push dispatcher start-up catch-up failed")
-        while True:
+        while not notifier.closed:  # closed: the server is shutting down
             try:
                 token = notifier.position()
                 users = await pushers_db.users_with_pushers(self.env.DB)
