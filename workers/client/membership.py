@@ -2,7 +2,8 @@
 
 Spec: client-server API "Room membership". Each change is an ``m.room.member`` event that the
 room's actor authorises against the room's auth rules (power levels for kick, ban and invite;
-join rules for join and knock).
+join rules for join and knock). A join to a room that replaces one the user is in carries
+their tags, room push rules and ``m.direct`` entries over (``upgrade_user_state``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from workers.federation.query import room_servers
 from workers.federation.server.common import server_in_room
 from durable.events.identifiers import is_valid_user_id
 from workers.auth import require_user
+from workers.client import upgrade_user_state
 from workers.client.directory import is_valid_alias
 from workers.client.room_create import member_content
 from workers.errors import Codes, MatrixError, bad_json
@@ -78,11 +80,13 @@ async def _join(request: Request, env: Any, room_id_or_alias: str) -> dict[str, 
             requester.user_id, requester.user_id, "join", _reason(body),
             {k: v for k, v in (await member_content(env, requester.user_id, "join")).items() if k != "membership"},
         )
+        await upgrade_user_state.on_join(env, requester.user_id, room_id)
         return {"room_id": room_id}
     servers = [*_via(request), *alias_servers, *await _invite_servers(env, room_id, requester.user_id)]
     if known:
         servers.extend(await room_servers(env, room_id))
     await join_remote(env, requester.user_id, room_id, servers, _reason(body))
+    await upgrade_user_state.on_join(env, requester.user_id, room_id)
     return {"room_id": room_id}
 
 

@@ -15,7 +15,9 @@ Spec: client-server API "Room Upgrades", "Server behaviour", in its order:
    ``users``, so they are removed; in an earlier version the caller is listed at their old
    level (100 when they were a v12 creator, as are the other former creators), raised for
    the copy to the level that sending the copied state needs and restored afterwards, as
-   Synapse does.
+   Synapse does. The old room's bans are sent again in the new room (those the caller has
+   the power for), and the caller's tags, room push rules and ``m.direct`` entries are copied
+   to it (``workers.client.upgrade_user_state``; other members' are copied when they join).
 4. The local aliases move to the new room (and the old room's canonical alias is cleared);
    a room published in the directory is published in its new form instead.
 5. An ``m.room.tombstone`` naming the replacement goes to the old room.
@@ -37,6 +39,7 @@ from durable.auth.power_levels import LEVEL_DEFAULTS
 from durable.events.identifiers import is_valid_user_id
 from durable.room_versions import RoomVersion, UnsupportedRoomVersion, get_room_version
 from workers.auth import Requester, require_user
+from workers.client import upgrade_user_state
 from workers.client.events_format import JsonDict
 from workers.client.history import TIMELINE_SQL
 from workers.client.room_create import create_room_for
@@ -220,6 +223,7 @@ async def upgrade_room(request: Request, env: Any) -> JsonDict:
         ],
     })
     new_stub = room_stub(env, new_room)
+    await _copy_bans(env, requester, room_id, new_stub)
     if restore is not None:
         final = copy.deepcopy(power_levels)
         final["users"][caller] = restore
@@ -231,6 +235,9 @@ async def upgrade_room(request: Request, env: Any) -> JsonDict:
         await _try_send(old_stub, caller, "m.room.canonical_alias", {})
     if published:
         await old_stub.set_published(False)
+
+    # the caller's own tags, room push rules and m.direct entries (as when joining it)
+    await upgrade_user_state.copy_user_state(env, caller, room_id, new_room)
 
     # 5. the tombstone
     await old_stub.send_event(
@@ -248,6 +255,31 @@ async def upgrade_room(request: Request, env: Any) -> JsonDict:
     if changed and "m.room.power_levels" in state:
         await _try_send(old_stub, caller, "m.room.power_levels", restricted)
     return {"replacement_room": new_room}
+
+
+async def _copy_bans(env: Any, requester: Requester, old_room: str, new_stub: Any) -> None:
+    """The old room's bans (local and remote users) are sent again in the new room by the
+    caller, with their reasons, as Synapse does. A ban the caller lacks the power for in the
+    new room (a target at or above their level) is skipped and logged."""
+    rows = (
+        await env.DB.prepare(
+            "SELECT state_key, event_id FROM current_state WHERE room_id = ? AND type = 'm.room.member'"
+            " AND membership = 'ban' ORDER BY state_key"
+        ).bind(old_room).all()
+    ).results
+    reader = reader_for(env, requester)
+    for row in rows:
+        content = dict(await reader.content_of(row["event_id"]))
+        reason = content.pop("reason", None)
+        extra = {k: v for k, v in content.items() if k != "membership"}
+        try:
+            await new_stub.update_membership(
+                requester.user_id, row["state_key"], "ban", reason if isinstance(reason, str) else None, extra
+            )
+        except MatrixError as exc:
+            if exc.status != 403:
+                raise
+            log.info("room upgrade: ban of %s not copied: %s", row["state_key"], exc.message)
 
 
 async def _try_send(stub: Any, sender: str, event_type: str, content: dict[str, Any]) -> None:

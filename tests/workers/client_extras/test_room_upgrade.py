@@ -120,3 +120,123 @@ def test_refusals(hs: ExtrasHarness) -> None:
     assert upgrade(hs, alice, room, new_version=11).json()["errcode"] == "M_BAD_JSON"
     assert upgrade(hs, alice, room, new_version="12", additional_creators=["nobody"]).json()["errcode"] == "M_BAD_JSON"
     assert state(hs, alice, room, "m.room.tombstone") is None
+
+
+# --- bans and per-user data follow the upgrade ----------------------------------------------
+
+CAROL = f"@carol:{SERVER}"
+MALLORY = "@mallory:remote.test"
+
+
+def member(hs: ExtrasHarness, headers: dict[str, str], room: str, user_id: str) -> Any:
+    return state(hs, headers, room, "m.room.member", user_id)
+
+
+def test_upgrade_copies_bans_it_has_the_power_for(hs: ExtrasHarness) -> None:
+    alice, bob, carol = hs.user("alice"), hs.user("bob"), hs.user("carol")
+    old = hs.create_room(alice, room_version="10", preset="public_chat")
+    hs.join(bob, old)
+    hs.join(carol, old)
+    assert hs.post(alice, f"/rooms/{old}/ban", {"user_id": BOB, "reason": "spam"}).status_code == 200
+    assert hs.post(alice, f"/rooms/{old}/ban", {"user_id": MALLORY}).status_code == 200
+    assert hs.post(alice, f"/rooms/{old}/ban", {"user_id": CAROL}).status_code == 200
+    # carol is listed at alice's level afterwards: alice cannot ban her in the new room
+    levels = state(hs, alice, old, "m.room.power_levels")
+    levels["users"][CAROL] = 100
+    assert hs.state_put(alice, old, "m.room.power_levels", levels).status_code == 200
+
+    response = upgrade(hs, alice, old, new_version="11")
+    assert response.status_code == 200, response.text
+    new = response.json()["replacement_room"]
+    assert member(hs, alice, new, BOB) == {"membership": "ban", "reason": "spam"}
+    assert member(hs, alice, new, MALLORY) == {"membership": "ban"}
+    assert member(hs, alice, new, CAROL) is None  # skipped, the upgrade still happened
+    assert state(hs, alice, old, "m.room.tombstone")["replacement_room"] == new
+    refused = hs.client.post(f"{V3}/join/{new}", headers=bob, json={})
+    assert refused.status_code == 403
+
+
+def put_rule(hs: ExtrasHarness, headers: dict[str, str], kind: str, rule_id: str, body: dict[str, Any]) -> None:
+    response = hs.client.put(f"{V3}/pushrules/global/{kind}/{rule_id}", headers=headers, json=body)
+    assert response.status_code == 200, response.text
+
+
+def tags(hs: ExtrasHarness, headers: dict[str, str], user_id: str, room: str) -> dict[str, Any]:
+    return dict(hs.get(headers, f"{V3}/user/{user_id}/rooms/{room}/tags").json()["tags"])
+
+
+def direct(hs: ExtrasHarness, headers: dict[str, str], user_id: str) -> Any:
+    return hs.get(headers, f"{V3}/user/{user_id}/account_data/m.direct").json()
+
+
+def rule(hs: ExtrasHarness, headers: dict[str, str], kind: str, rule_id: str) -> Any:
+    response = hs.get(headers, f"{V3}/pushrules/global/{kind}/{rule_id}")
+    return response.json() if response.status_code == 200 else None
+
+
+def test_tags_push_rules_and_direct_follow_a_member_who_joins_the_new_room(hs: ExtrasHarness) -> None:
+    alice, bob = hs.user("alice"), hs.user("bob")
+    old = hs.create_room(alice, room_version="10", preset="public_chat")
+    other = hs.create_room(alice, preset="public_chat")
+    hs.join(bob, old)
+    assert hs.client.put(f"{V3}/user/{BOB}/rooms/{old}/tags/u.work", headers=bob, json={"order": 0.5}).status_code == 200
+    assert hs.client.put(f"{V3}/user/{BOB}/rooms/{old}/tags/m.favourite", headers=bob, json={}).status_code == 200
+    dm = {ALICE: [other, old], "@x:remote.test": [other]}
+    assert hs.client.put(f"{V3}/user/{BOB}/account_data/m.direct", headers=bob, json=dm).status_code == 200
+    put_rule(hs, bob, "room", old, {"actions": ["dont_notify"]})
+    put_rule(hs, bob, "override", "mute-it", {
+        "actions": [], "conditions": [{"kind": "event_match", "key": "room_id", "pattern": old},
+                                      {"kind": "event_match", "key": "type", "pattern": "m.room.message"}],
+    })
+    assert hs.client.put(f"{V3}/pushrules/global/override/mute-it/enabled", headers=bob,
+                         json={"enabled": False}).status_code == 200
+    put_rule(hs, bob, "override", "elsewhere", {
+        "actions": [], "conditions": [{"kind": "event_match", "key": "room_id", "pattern": other}],
+    })
+    assert hs.client.put(f"{V3}/user/{ALICE}/rooms/{old}/tags/u.mine", headers=alice, json={}).status_code == 200
+
+    new = upgrade(hs, alice, old, new_version="11").json()["replacement_room"]
+    # the upgrader's own tags are copied at once; bob's when he joins
+    assert tags(hs, alice, ALICE, new) == {"u.mine": {}}
+    assert tags(hs, bob, BOB, new) == {}
+    assert rule(hs, bob, "room", new) is None
+    hs.join(bob, new)
+
+    assert tags(hs, bob, BOB, new) == {"u.work": {"order": 0.5}, "m.favourite": {}}
+    assert tags(hs, bob, BOB, old) == {"u.work": {"order": 0.5}, "m.favourite": {}}  # kept
+    assert direct(hs, bob, BOB) == {ALICE: [other, old, new], "@x:remote.test": [other]}
+    room_rule = rule(hs, bob, "room", new)
+    assert room_rule["actions"] == ["dont_notify"] and room_rule["enabled"] is True
+    copied = rule(hs, bob, "override", new)  # named after the new room, as Synapse does
+    assert copied["conditions"] == [{"kind": "event_match", "key": "room_id", "pattern": new},
+                                    {"kind": "event_match", "key": "type", "pattern": "m.room.message"}]
+    assert copied["enabled"] is False and copied["actions"] == []
+    assert rule(hs, bob, "room", old) is not None and rule(hs, bob, "override", "mute-it") is not None
+    overrides = [r["rule_id"] for r in hs.get(bob, f"{V3}/pushrules/").json()["global"]["override"]]
+    assert overrides.count(new) == 1 and "elsewhere" in overrides
+    # the m.push_rules account data shows the copies (what /sync delivers)
+    pushed = hs.get(bob, f"{V3}/user/{BOB}/account_data/m.push_rules")
+    assert pushed.status_code == 200
+    assert any(r["rule_id"] == new for r in pushed.json()["global"]["room"])
+
+
+def test_nothing_is_copied_for_a_room_that_is_no_upgrade_or_a_user_not_in_the_old_room(hs: ExtrasHarness) -> None:
+    alice, bob, eve = hs.user("alice"), hs.user("bob"), hs.user("eve")
+    old = hs.create_room(alice, room_version="10", preset="public_chat")
+    plain = hs.create_room(alice, preset="public_chat")
+    hs.join(bob, old)
+    for who, user_id in ((bob, BOB), (eve, f"@eve:{SERVER}")):
+        assert hs.client.put(f"{V3}/user/{user_id}/rooms/{old}/tags/u.t", headers=who, json={}).status_code == 200
+        assert hs.client.put(f"{V3}/user/{user_id}/account_data/m.direct", headers=who,
+                             json={ALICE: [old]}).status_code == 200
+        put_rule(hs, who, "room", old, {"actions": ["dont_notify"]})
+    hs.join(bob, plain)  # not an upgrade of anything
+    assert tags(hs, bob, BOB, plain) == {}
+    assert direct(hs, bob, BOB) == {ALICE: [old]}
+    assert rule(hs, bob, "room", plain) is None
+
+    new = upgrade(hs, alice, old, new_version="11").json()["replacement_room"]
+    hs.join(eve, new)  # eve never was in the old room
+    assert tags(hs, eve, f"@eve:{SERVER}", new) == {}
+    assert direct(hs, eve, f"@eve:{SERVER}") == {ALICE: [old]}
+    assert rule(hs, eve, "room", new) is None
