@@ -25,7 +25,8 @@ evaluation happens on the reading side, at most once per (user, event):
   sync's events position, so a receipt resets them at once.
 
 Threads (spec: "Receiving notifications", threaded read receipts, and ``/sync``'s
-``unread_thread_notifications``): each row carries its thread (``main`` or the root) and is
+``unread_thread_notifications``): each row carries its thread (``main`` or the root, up to
+3 relation hops away: ``workers.push.threads``) and is
 read once the receipt of its thread, or an unthreaded one, reaches it. Without the filter's
 ``unread_thread_notifications`` a room's counts cover every thread; with it
 ``unread_notifications`` covers the main timeline only and ``unread_thread_notifications``
@@ -45,23 +46,13 @@ from workers.client.history import TIMELINE_SQL, RoomReader, Row
 from workers.client.push_rule_defaults import ruleset
 from workers.push.context import PushContexts
 from workers.push.evaluator import Ruleset, evaluate
+from workers.push.threads import MAIN_THREAD, ContentLoader, thread_of
 
 JsonDict = dict[str, Any]
 PAGE = 200
 # A room evaluated for the first time for a user (a join, or data from before this table)
 # is evaluated over at most this many of its newest events.
 INITIAL_BACKLOG = 1000
-MAIN_THREAD = "main"
-
-
-def thread_of(content: Mapping[str, Any]) -> str:
-    """The thread root of an event in a thread (one ``m.thread`` hop), else ``main``."""
-    relates = content.get("m.relates_to")
-    if isinstance(relates, Mapping) and relates.get("rel_type") == "m.thread":
-        root = relates.get("event_id")
-        if isinstance(root, str):
-            return root
-    return MAIN_THREAD
 
 
 async def user_ruleset(reader: RoomReader, user_id: str) -> Ruleset:
@@ -112,6 +103,18 @@ async def _pdu_as_served(reader: RoomReader, row: Row) -> JsonDict:
     return pdu
 
 
+def _parent_loader(reader: RoomReader, room_id: str) -> ContentLoader:
+    """Parents' contents for ``thread_of``: events of the same room only."""
+
+    async def load(event_id: str) -> Mapping[str, Any] | None:
+        row = await reader.row(event_id)
+        if row is None or row["room_id"] != room_id:
+            return None
+        return await reader.content_of(event_id)
+
+    return load
+
+
 async def evaluate_rows(
     reader: RoomReader, contexts: PushContexts, user_id: str, rules: Ruleset, rows: Sequence[Row]
 ) -> list[actions_db.PushActionRow]:
@@ -125,12 +128,14 @@ async def evaluate_rows(
         if not decision.notify:
             continue
         content = pdu.get("content")
+        thread = await thread_of(content, _parent_loader(reader, row["room_id"])) if isinstance(
+            content, Mapping) else MAIN_THREAD
         out.append(
             actions_db.PushActionRow(
                 event_id=row["event_id"], room_id=row["room_id"],
                 stream_ordering=int(row["stream_ordering"]), highlight=decision.highlight,
                 actions=decision.actions,
-                thread_id=thread_of(content) if isinstance(content, Mapping) else MAIN_THREAD,
+                thread_id=thread,
                 ts=int(row["origin_server_ts"]),
             )
         )
