@@ -22,8 +22,9 @@ RECEIPTS = "receipts"
 TYPING = "typing"
 PRESENCE = "presence"
 PRIVATE_READ = "m.read.private"
-# A user counts as currently active this long after their last activity.
-CURRENTLY_ACTIVE_MS = 5 * 60 * 1000
+# A user counts as currently active this long after their last activity (Synapse's
+# LAST_ACTIVE_GRANULARITY: activity is recorded at most this often).
+CURRENTLY_ACTIVE_MS = 60 * 1000
 _CHUNK = 90
 
 JsonDict = dict[str, Any]

@@ -93,6 +93,9 @@ class ServerConfig:
     federation_ip_range_whitelist: tuple[str, ...] = ()
     federation_ip_range_blacklist: tuple[str, ...] = ()
     federation_timeout_seconds: float = 30.0
+    # Presence: offline this long after the last sync, unavailable after this long idle (ms).
+    presence_sync_timeout_ms: int = 30_000
+    presence_idle_ms: int = 5 * 60 * 1000
     bindings: Bindings = field(default_factory=Bindings)
 
     @property

@@ -16,6 +16,7 @@
 - ``env.DESTINATIONS``: the outbound federation queues, one actor per remote server
 - ``env.PUSHERS``: push delivery, one actor per user with pushers (durable/pusher.py), woken
   by ``env.push_dispatcher`` (workers/push/dispatcher.py)
+- ``env.PRESENCE``: presence timers, one actor per local user (durable/presence.py)
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ DURABLE_OBJECT_CLASSES: dict[str, str] = {
     "TYPING": "durable.typing:TypingActor",
     "DESTINATIONS": "durable.destination:DestinationActor",
     "PUSHERS": "durable.pusher:PusherActor",
+    "PRESENCE": "durable.presence:PresenceActor",
 }
 
 

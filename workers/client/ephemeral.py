@@ -7,14 +7,19 @@ markers" (``m.fully_read`` is room account data) and "Presence". Typing and rece
 the caller to be joined to the room; receipts and markers must name an event of the room.
 Every change wakes the syncs waiting on the room (or, for private data, on the user).
 Typing, public read receipts and presence changes also go to the other servers concerned
-(workers.federation.e2ee_out).
+(workers.federation.e2ee_out). A local user's presence is written by their presence actor
+(durable/presence.py, which times it out); sending, receipts and typing count as activity
+for it (Synapse's rule), reported at most once per ``CURRENTLY_ACTIVE_MS``.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
+from cachetools import TTLCache
 from starlette.requests import Request
 
 from d1 import account_data as account_data_db
@@ -22,6 +27,7 @@ from d1 import device_lists
 from d1 import ephemeral as ephemeral_db
 from d1.accounts import user_exists
 from d1.state import membership_of
+from durable.presence_rules import timers_from_config
 from workers.auth import Requester, is_local_user, now_ms, require_user
 from workers.client import client_routes
 from workers.errors import Codes, MatrixError
@@ -38,6 +44,9 @@ DEFAULT_TYPING_TIMEOUT_MS = 30_000
 PRESENCE_STATES = ("online", "unavailable", "offline")
 
 JsonDict = dict[str, Any]
+# Per env (server): user_id -> PresenceHint, forgotten after this long unused.
+HINT_TTL_SECONDS = 600
+_HINTS: "weakref.WeakKeyDictionary[Any, TTLCache[str, PresenceHint]]" = weakref.WeakKeyDictionary()
 
 
 async def _require_joined(env: Any, room_id: str, user_id: str) -> None:
@@ -64,6 +73,7 @@ async def set_typing(request: Request, env: Any) -> JsonDict:
     stub = env.TYPING.get(env.TYPING.id_from_name(room_id))
     await stub.set_typing(user_id, typing, int(timeout) if typing else 0)
     await e2ee_out.typing_changed(env, room_id, user_id, typing)
+    await presence_activity(env, user_id)
     return {}
 
 
@@ -143,6 +153,7 @@ async def post_receipt(request: Request, env: Any) -> JsonDict:
     env.NOTIFIER.notify(sorted(notify))
     if receipt_type == READ:
         await e2ee_out.read_receipt_sent(env, room_id, requester.user_id, event_id, thread_id, now_ms())
+    await presence_activity(env, requester.user_id)
     return {}
 
 
@@ -164,6 +175,7 @@ async def post_read_markers(request: Request, env: Any) -> JsonDict:
         env.NOTIFIER.notify(sorted(notify))
     if isinstance(body.get(READ), str):
         await e2ee_out.read_receipt_sent(env, room_id, requester.user_id, body[READ], None, now_ms())
+    await presence_activity(env, requester.user_id)
     return {}
 
 
@@ -175,18 +187,54 @@ async def notify_presence(env: Any, user_id: str) -> None:
     env.NOTIFIER.notify([user_id, *await device_lists.joined_rooms(env.DB, user_id)])
 
 
-async def set_presence_state(
-    env: Any, user_id: str, state: str, status_msg: str | None, *, keep_status: bool = False
+async def write_presence(
+    env: Any, user_id: str, state: str, status_msg: str | None, last_active_ts: int
 ) -> None:
-    """Store a presence change (with a new position) and wake the syncs that see it."""
-    if keep_status:
-        row = await ephemeral_db.get_presence(env.DB, user_id)
-        status_msg = row["status_msg"] if row is not None else None
-    await env.DB.batch(ephemeral_db.put_presence(env.DB, user_id, state, status_msg, now_ms()))
+    """Store a presence change (with a new position), wake the syncs that see it and send it
+    to the servers sharing a room with the user. Local users' presence is written by their
+    presence actor (durable/presence.py) only."""
+    await env.DB.batch(ephemeral_db.put_presence(env.DB, user_id, state, status_msg, last_active_ts))
     await notify_presence(env, user_id)
     row = await ephemeral_db.get_presence(env.DB, user_id)
     if row is not None:
         await e2ee_out.presence_changed(env, user_id, row)
+
+
+def presence_actor(env: Any, user_id: str) -> Any:
+    return env.PRESENCE.get(env.PRESENCE.id_from_name(user_id))
+
+
+@dataclass
+class PresenceHint:
+    """What this worker last told a user's presence actor (to skip calls that change nothing)."""
+
+    online_until: int = 0
+    requested: str | None = None
+    state: str | None = None
+    active_at: int = 0
+
+
+def presence_hint(env: Any, user_id: str) -> PresenceHint:
+    cache = _HINTS.get(env)
+    if cache is None:
+        cache = _HINTS[env] = TTLCache(maxsize=100_000, ttl=HINT_TTL_SECONDS)
+    hint = cache.get(user_id)
+    if hint is None:
+        hint = cache[user_id] = PresenceHint()
+    return hint
+
+
+async def presence_activity(env: Any, user_id: str) -> None:
+    """The user did something that counts as activity (sent, read, typed): tell their
+    presence actor, at most once per ``CURRENTLY_ACTIVE_MS`` (the granularity of the last
+    active time, or a fifth of the idle time when that is shorter)."""
+    hint = presence_hint(env, user_id)
+    now = now_ms()
+    granularity = min(ephemeral_db.CURRENTLY_ACTIVE_MS, timers_from_config(env.config).idle_ms // 5)
+    if now - hint.active_at < granularity:
+        return
+    hint.active_at = now
+    await presence_actor(env, user_id).activity()
 
 
 async def put_presence(request: Request, env: Any) -> JsonDict:
@@ -200,7 +248,8 @@ async def put_presence(request: Request, env: Any) -> JsonDict:
         raise MatrixError(400, Codes.INVALID_PARAM, f"presence must be one of {', '.join(PRESENCE_STATES)}")
     if status_msg is not None and not isinstance(status_msg, str):
         raise MatrixError(400, Codes.BAD_JSON, "status_msg must be a string")
-    await set_presence_state(env, user_id, state, status_msg)
+    await presence_actor(env, user_id).set_presence(state, status_msg)
+    presence_hint(env, user_id).active_at = now_ms()
     return {}
 
 

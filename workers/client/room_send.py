@@ -17,6 +17,7 @@ from starlette.routing import Route
 from d1.txn_ids import event_for_txn
 from workers.auth import require_user
 from workers.errors import Codes, MatrixError
+from workers.client.ephemeral import presence_activity
 from workers.client.relation_checks import check_thread_root
 from workers.ratelimit import limit_messages
 from workers.room_access import require_room, room_stub
@@ -45,6 +46,7 @@ async def send_message(request: Request, env: Any) -> dict[str, Any]:
         return {"event_id": earlier}
     await check_thread_root(env, room_id, content)
     result = await room_stub(env, room_id).send_event(requester.user_id, event_type, content, None, txn)
+    await presence_activity(env, requester.user_id)
     return {"event_id": result["event_id"]}
 
 

@@ -20,13 +20,12 @@ from d1 import ephemeral as ephemeral_db
 from d1 import sync_reads
 from d1 import to_device as to_device_db
 from workers.auth import now_ms
-from workers.client.ephemeral import set_presence_state
+from durable.presence_rules import timers_from_config
+from workers.client.ephemeral import presence_actor, presence_hint
 from workers.sync.filters import SyncFilter
 from workers.sync.tokens import StreamToken
 
 JsonDict = dict[str, Any]
-# A sync refreshes the stored last-active time at most this often (ms).
-ACTIVITY_GRANULARITY_MS = 60_000
 
 
 async def device_lists_for_sync(
@@ -92,22 +91,46 @@ async def presence_for_sync(env: Any, user_id: str, since_pos: int, upto_pos: in
     ]
 
 
-async def presence_on_sync(env: Any, user_id: str, set_presence: str | None) -> None:
+async def _keep_online(env: Any, user_id: str, requested: str, row_state: str | None, needed: int) -> None:
+    """Tell the user's presence actor about a sync when it would change something: the
+    sync asks for another state than the last one, the stored state is not what the actor
+    last answered, or the sync deadline it knows ends
+    before ``needed``. The deadline asked for is padded by a third of the sync timeout, so
+    a client polling fast calls the actor about once per that padding."""
+    hint = presence_hint(env, user_id)
+    if (hint.requested, hint.state) == (requested, row_state) and hint.online_until >= needed:
+        return
+    until = needed + timers_from_config(env.config).sync_timeout_ms // 3
+    hint.state = await presence_actor(env, user_id).sync(requested, until)
+    hint.online_until, hint.requested = until, requested
+
+
+async def presence_on_sync(env: Any, user_id: str, set_presence: str | None, timeout_ms: int = 0) -> None:
     """Apply ``/sync?set_presence=`` (default ``online``) before reading the streams.
 
-    ``online`` and ``unavailable`` set that state when it differs (a new position, waking
-    the syncs that see it); a sync that changes nothing only refreshes the last-active time,
-    at most once a minute. ``offline`` leaves presence alone (the spec: the client is not
-    marked online by this sync).
+    ``online`` and ``unavailable`` keep the user online (not ``offline``) for the sync's
+    long poll plus the sync timeout, and set the state through the user's presence actor
+    (durable/presence.py, which also times it out); ``offline`` leaves presence alone (the
+    spec: the client is not marked online by this sync). A sync is not activity: the last
+    active time does not move.
     """
     state = set_presence or "online"
     if state not in ("online", "unavailable"):
         return
     row = await ephemeral_db.get_presence(env.DB, user_id)
-    if row is None or row["state"] != state:
-        await set_presence_state(env, user_id, state, None, keep_status=True)
-    elif state == "online" and now_ms() - int(row["last_active_ts"]) >= ACTIVITY_GRANULARITY_MS:
-        await ephemeral_db.touch_presence(env.DB, user_id, now_ms())
+    needed = now_ms() + timeout_ms + timers_from_config(env.config).sync_timeout_ms
+    await _keep_online(env, user_id, state, row["state"] if row is not None else None, needed)
+
+
+async def presence_sync_ended(env: Any, user_id: str, set_presence: str | None) -> None:
+    """A sync answered: the user stays online for one sync timeout from now (the actor is
+    called only when the deadline it knows is earlier, e.g. after an overlong poll)."""
+    state = set_presence or "online"
+    if state not in ("online", "unavailable"):
+        return
+    hint = presence_hint(env, user_id)
+    needed = now_ms() + timers_from_config(env.config).sync_timeout_ms
+    await _keep_online(env, user_id, state, hint.state, needed)
 
 
 # --- the one call /sync makes --------------------------------------------------------------

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from workers.auth import Requester, now_ms, require_user
 from workers.client.events_format import JsonDict
 from workers.client.history import RoomReader
-from workers.client.sync_providers import fill_sync_response, presence_on_sync
+from workers.client.sync_providers import fill_sync_response, presence_on_sync, presence_sync_ended
 from workers.errors import Codes, MatrixError
 from workers.push.unread import fill_unread_counts
 from workers.routing import client_routes
@@ -146,8 +146,22 @@ async def sync(request: Request, env: Any) -> JsonDict:
     if set_presence is not None and set_presence not in PRESENCE_STATES:
         raise MatrixError(400, Codes.INVALID_PARAM, "set_presence must be online, offline or unavailable")
     sync_filter = await load_sync_filter(env.DB, requester.user_id, params.get("filter"))
-    await presence_on_sync(env, requester.user_id, set_presence)
+    await presence_on_sync(env, requester.user_id, set_presence, timeout_ms)
+    try:
+        return await _respond(env, requester, since, sync_filter, full_state, timeout_ms)
+    finally:
+        await presence_sync_ended(env, requester.user_id, set_presence)
 
+
+async def _respond(
+    env: Any,
+    requester: Requester,
+    since: StreamToken | None,
+    sync_filter: SyncFilter,
+    full_state: bool,
+    timeout_ms: int,
+) -> JsonDict:
+    """Build the response, long-polling up to ``timeout_ms`` for something new."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_ms / 1000
     keys: list[str] | None = None
