@@ -32,6 +32,7 @@ from workers.auth import Requester, is_local_user, now_ms, require_user
 from workers.client import client_routes
 from workers.errors import Codes, MatrixError
 from workers.federation import e2ee_out
+from workers.push.threads import MAIN_THREAD, ContentLoader, thread_of
 from workers.room_access import require_room
 from workers.routing import read_json_object
 
@@ -39,7 +40,6 @@ READ = "m.read"
 PRIVATE_READ = "m.read.private"
 FULLY_READ = "m.fully_read"
 RECEIPT_TYPES = (READ, PRIVATE_READ, FULLY_READ)
-MAIN_THREAD = "main"
 DEFAULT_TYPING_TIMEOUT_MS = 30_000
 PRESENCE_STATES = ("online", "unavailable", "offline")
 
@@ -93,28 +93,38 @@ async def _room_event(env: Any, room_id: str, event_id: Any) -> JsonDict:
     return json.loads(row["json"])
 
 
-def _thread_of(pdu: JsonDict) -> str | None:
-    """The thread root an event belongs to (one relation hop), or None for the main timeline."""
-    relates = pdu.get("content", {}).get("m.relates_to")
-    if isinstance(relates, dict) and relates.get("rel_type") == "m.thread":
-        root = relates.get("event_id")
-        return root if isinstance(root, str) else None
-    return None
+def _parent_content_loader(env: Any, room_id: str) -> ContentLoader:
+    """Parents' contents for ``thread_of``: accepted events of the same room only."""
+
+    async def load(event_id: str) -> dict[str, Any] | None:
+        row = await env.DB.prepare(
+            "SELECT room_id, json FROM events WHERE event_id = ? AND rejected_reason IS NULL"
+        ).bind(event_id).first()
+        if row is None or row["room_id"] != room_id:
+            return None
+        content = json.loads(row["json"]).get("content")
+        return content if isinstance(content, dict) else None
+
+    return load
 
 
-def check_thread(receipt_type: str, thread_id: Any, event_id: str, pdu: JsonDict) -> str | None:
+async def check_thread(
+    receipt_type: str, thread_id: Any, event_id: str, pdu: JsonDict, load_content: ContentLoader
+) -> str | None:
     """The receipt's thread ID (None: unthreaded), after the spec's 400 checks: a non-empty
     string, not on ``m.fully_read``, and the event belongs to that thread (``main``: not
-    in a thread; a root: the root itself or an event of its thread)."""
+    in a thread; a root: the root itself or an event of its thread, found by following
+    relations up to 3 hops as workers.push.threads does for notification counts)."""
     if thread_id is None:
         return None
     if not isinstance(thread_id, str) or not thread_id:
         raise MatrixError(400, Codes.INVALID_PARAM, "thread_id must be a non-empty string")
     if receipt_type == FULLY_READ:
         raise MatrixError(400, Codes.INVALID_PARAM, "m.fully_read cannot be threaded")
-    thread = _thread_of(pdu)
+    content = pdu.get("content")
+    thread = await thread_of(content if isinstance(content, dict) else {}, load_content)
     if thread_id == MAIN_THREAD:
-        if thread is not None:
+        if thread != MAIN_THREAD:
             raise MatrixError(400, Codes.INVALID_PARAM, f"{event_id} is in thread {thread}, not main")
     elif thread_id != event_id and thread != thread_id:
         raise MatrixError(400, Codes.INVALID_PARAM, f"{event_id} is not in thread {thread_id}")
@@ -145,7 +155,9 @@ async def post_receipt(request: Request, env: Any) -> JsonDict:
         raise MatrixError(400, Codes.INVALID_PARAM, f"Unknown receipt type {receipt_type!r}")
     await _require_joined(env, room_id, requester.user_id)
     pdu = await _room_event(env, room_id, event_id)
-    thread_id = check_thread(receipt_type, body.get("thread_id"), event_id, pdu)
+    thread_id = await check_thread(
+        receipt_type, body.get("thread_id"), event_id, pdu, _parent_content_loader(env, room_id)
+    )
     statements: list[Any] = []
     notify: set[str] = set()
     await _apply_marker(env, requester, room_id, receipt_type, event_id, thread_id, statements, notify)

@@ -91,6 +91,20 @@ def test_threaded_receipts(hs: Harness) -> None:
     assert bob.request("POST", f"/rooms/{room}/receipt/m.fully_read/{root}", {"thread_id": "main"}).status_code == 400
 
 
+def test_threaded_receipt_on_an_event_related_to_a_thread_reply(hs: Harness) -> None:
+    """An edit of a thread reply is in the thread (the relation is followed to the reply,
+    whose m.thread relation names the root): a receipt on it takes the thread's ID, not main."""
+    alice, bob, room = _room(hs)
+    root = alice.send(room, "root")
+    reply = alice.ok("PUT", f"/rooms/{room}/send/m.room.message/thr2", {
+        "msgtype": "m.text", "body": "in thread", "m.relates_to": {"rel_type": "m.thread", "event_id": root}})["event_id"]
+    edit = alice.ok("PUT", f"/rooms/{room}/send/m.room.message/thr3", {
+        "msgtype": "m.text", "body": "* edited", "m.new_content": {"msgtype": "m.text", "body": "edited"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": reply}})["event_id"]
+    bob.ok("POST", f"/rooms/{room}/receipt/m.read/{edit}", {"thread_id": root})
+    assert bob.request("POST", f"/rooms/{room}/receipt/m.read/{edit}", {"thread_id": "main"}).status_code == 400
+
+
 def test_receipt_refusals(hs: Harness) -> None:
     alice, bob, room = _room(hs)
     event = alice.send(room, "x")
