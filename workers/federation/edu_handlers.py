@@ -7,7 +7,8 @@ Spec: server-server API "EDUs" and the sections of each type. Common rule: a ser
 only for its own users, so an EDU about a user of another server is ignored (logged), as is
 anything malformed (it does not fail the transaction that carried it).
 - "Typing Notifications", "Receipts": "Receiving servers should verify that the user is in
-  the room, and is a user belonging to the sending server."
+  the room, and is a user belonging to the sending server." Both are ignored for a room
+  whose server ACL denies the sending server ("Server Access Control Lists (ACLs)").
 - "Presence": kept for users sharing a room with one of ours (nobody else would see it).
 - "Send-to-device messaging": delivered to our users' devices (``*``: all of them);
   ``message_id`` makes a repeat harmless; messages for unknown users or devices are dropped.
@@ -34,6 +35,7 @@ from workers.auth import is_local_user, is_valid_user_id, now_ms
 from workers.client.ephemeral import PRESENCE_STATES, READ
 from workers.client.keys import announce_device_list_change
 from workers.federation.errors import FederationError
+from workers.federation.room_acl import server_allowed_in_room
 from workers.federation.remote_keys import (
     checked_cross_signing_key,
     checked_device_keys,
@@ -75,6 +77,9 @@ async def on_typing(env: Any, origin: str, content: JsonDict) -> None:
         return
     if not from_origin(user_id, origin, "m.typing"):
         return
+    if not await server_allowed_in_room(env, room_id, origin):
+        log.info("m.typing from %s ignored: denied by the server ACL of %s", origin, room_id)
+        return
     if not await is_joined(env.DB, room_id, user_id):
         log.info("m.typing from %s ignored: %s is not in %s", origin, user_id, room_id)
         return
@@ -86,6 +91,9 @@ async def on_receipt(env: Any, origin: str, content: JsonDict) -> None:
     db = env.DB
     for room_id, by_type in content.items():
         if not isinstance(by_type, dict):
+            continue
+        if not await server_allowed_in_room(env, room_id, origin):
+            log.info("m.receipt from %s ignored: denied by the server ACL of %s", origin, room_id)
             continue
         statements: list[Any] = []
         for receipt_type, by_user in by_type.items():

@@ -5,6 +5,9 @@ Spec: server-server API "Retrieving events", "Backfilling and retrieving missing
 "Room state" and the matching endpoints in data/api/server-server. ``/event``, ``/backfill``
 and ``/get_missing_events`` serve each event whole only if the requesting server may see it
 under the room's history visibility, else redacted (``workers.federation.visibility``).
+``/state``, ``/state_ids``, ``/event_auth``, ``/backfill`` and ``/get_missing_events`` answer
+403 ``M_FORBIDDEN`` to a server denied by the room's server ACL (spec: "Server Access
+Control Lists (ACLs)", the endpoints it lists).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from d1.state import auth_chain_ids, state_before_event
 from workers.client.query_params import int64_value
 from workers.errors import Codes, MatrixError, bad_json, invalid_param, missing_param
 from workers.federation.auth import require_server
+from workers.federation.room_acl import require_server_allowed
 from workers.federation.server.common import FEDERATION_V1, pdus_for, require_server_in_room
 from workers.federation.visibility import ServerView
 from workers.routing import read_json_object, route
@@ -51,6 +55,7 @@ async def _state_at(request: Request, env: Any) -> tuple[str, dict[tuple[str, st
     origin = await require_server(request, env)
     room_id = request.path_params["roomId"]
     await require_server_in_room(env, room_id, origin)
+    await require_server_allowed(env, room_id, origin)
     event_id = request.query_params.get("event_id")
     if not event_id:
         raise missing_param("event_id is required")
@@ -80,6 +85,7 @@ async def event_auth(request: Request, env: Any) -> dict[str, Any]:
     origin = await require_server(request, env)
     room_id = request.path_params["roomId"]
     await require_server_in_room(env, room_id, origin)
+    await require_server_allowed(env, room_id, origin)
     event_id = request.path_params["eventId"]
     row = (await get_event_rows(env.DB, [event_id])).get(event_id)
     if row is None or row["room_id"] != room_id:
@@ -131,6 +137,7 @@ async def backfill(request: Request, env: Any) -> dict[str, Any]:
     origin = await require_server(request, env)
     room_id = request.path_params["roomId"]
     await require_server_in_room(env, room_id, origin)
+    await require_server_allowed(env, room_id, origin)
     start = request.query_params.getlist("v")
     if not start:
         raise missing_param("v (the events to backfill from) is required")
@@ -144,6 +151,7 @@ async def get_missing_events(request: Request, env: Any) -> dict[str, Any]:
     origin = await require_server(request, env)
     room_id = request.path_params["roomId"]
     await require_server_in_room(env, room_id, origin)
+    await require_server_allowed(env, room_id, origin)
     body = await read_json_object(request)
     earliest = body.get("earliest_events", [])
     latest = body.get("latest_events")

@@ -3,7 +3,9 @@ make_knock/send_knock, and invites.
 
 Spec: server-server API "Joining Rooms", "Leaving Rooms (Rejecting Invites)", "Knocking
 upon a room", "Inviting to a room" (v2 endpoints; the v1 send_join/send_leave, removed from
-the spec in v1.18 but still called by older servers, answer ``[200, body]``).
+the spec in v1.18 but still called by older servers, answer ``[200, body]``). A server
+denied by the room's server ACL gets 403 ``M_FORBIDDEN`` from all of them (spec: "Server
+Access Control Lists (ACLs)").
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from workers.auth import is_local_user
 from workers.errors import Codes, MatrixError, bad_json, forbidden
 from workers.federation.auth import require_server
 from workers.federation.inbound import receive_pdu
+from workers.federation.room_acl import require_server_allowed
 from workers.federation.server.common import FEDERATION_V1, FEDERATION_V2, known_room, pdus_for
 from workers.room_access import room_stub
 from workers.routing import MatrixJSONResponse, read_json_object, route
@@ -36,6 +39,7 @@ def _make(membership: str) -> Callable[[Request, Any], Any]:
         origin = await require_server(request, env)
         room_id, user_id = request.path_params["roomId"], request.path_params["userId"]
         version = await known_room(env, room_id)
+        await require_server_allowed(env, room_id, origin)
         if user_id.split(":", 1)[-1] != origin:
             raise forbidden(f"{origin} cannot {membership} for {user_id}")
         if membership in ("join", "knock") and version.identifier not in _supported_versions(request):
@@ -52,6 +56,7 @@ async def _check_membership_pdu(request: Request, env: Any, membership: str) -> 
     origin = await require_server(request, env)
     room_id, event_id = request.path_params["roomId"], request.path_params["eventId"]
     version = await known_room(env, room_id)
+    await require_server_allowed(env, room_id, origin)
     pdu = await read_json_object(request)
     try:
         validate_pdu(pdu, version)
@@ -129,6 +134,7 @@ async def send_knock(request: Request, env: Any) -> dict[str, Any]:
 async def _invite(request: Request, env: Any, pdu: Any, room_version: Any, invite_room_state: Any) -> dict[str, Any]:
     origin = await require_server(request, env)
     room_id, event_id = request.path_params["roomId"], request.path_params["eventId"]
+    await require_server_allowed(env, room_id, origin)
     try:
         version = get_room_version(room_version)
     except UnsupportedRoomVersion:

@@ -4,6 +4,9 @@ Spec: server-server API "Transactions". Each PDU is processed independently and 
 entry in the answer's ``pdus`` (an ``error`` for one that was not accepted); a repeated
 txnId from the same origin is answered as the first time, without processing it again.
 EDUs are dispatched by type to the handlers registered in ``workers.federation.edus``.
+Server ACLs ("Server Access Control Lists (ACLs)"): a PDU for a room whose ACL denies the
+origin is not processed and answered with an error (the typing and receipt handlers drop
+the EDUs of such rooms).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from workers.errors import bad_json
 from workers.federation import edus
 from workers.federation.auth import require_server
 from workers.federation.inbound import receive_pdu, receive_rescinded_invite
+from workers.federation.room_acl import server_allowed_in_room
 from workers.federation.server.common import FEDERATION_V1
 from workers.routing import read_json_object, route
 
@@ -35,6 +39,17 @@ _ERRORS = {
     "dropped": "Event was dropped",
     "missing": "Missing events could not be fetched",
 }
+ACL_DENIED = "The sending server is denied by the room's server ACL"
+
+
+async def _event_id_in_known_room(env: Any, pdu: dict[str, Any]) -> str | None:
+    version = await room_version_of(env.DB, pdu["room_id"])
+    if version is None:
+        return None
+    try:
+        return compute_event_id(pdu, version)
+    except (InvalidEvent, KeyError, TypeError):
+        return None
 
 
 async def send_transaction(request: Request, env: Any) -> dict[str, Any]:
@@ -53,9 +68,19 @@ async def send_transaction(request: Request, env: Any) -> dict[str, Any]:
         return json.loads(earlier)
 
     results: dict[str, Any] = {}
+    allowed: dict[str, bool] = {}
     for pdu in pdus:
         if not isinstance(pdu, dict) or not isinstance(pdu.get("room_id"), str):
             continue  # no event ID can be computed: nothing to answer for it
+        room_id = pdu["room_id"]
+        if room_id not in allowed:
+            allowed[room_id] = await server_allowed_in_room(env, room_id, origin)
+        if not allowed[room_id]:
+            denied_id = await _event_id_in_known_room(env, pdu)
+            log.info("transaction %s from %s: PDU %s refused by the ACL of %s", txn_id, origin, denied_id, room_id)
+            if denied_id is not None:
+                results[denied_id] = {"error": ACL_DENIED}
+            continue
         outcome = await receive_rescinded_invite(env, origin, pdu)
         if outcome is not None:
             event_id = outcome["event_id"]
