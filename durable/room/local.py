@@ -27,6 +27,7 @@ from durable.events import build_event, event_from_pdu, validate_pdu
 from durable.events.event import Event
 from durable.room.persist import PersistPlan, record_txn
 from durable.room_versions import UnsupportedRoomVersion, get_room_version
+from durable.server_acl import server_allowed_by_acl
 from workers.errors import Codes, MatrixError
 from durable.room.remote import RemoteEvents
 from durable.room.core import MAX_DEPTH, MAX_PREV_EVENTS
@@ -74,6 +75,14 @@ class LocalEvents(RemoteEvents):
         except ValueError as exc:
             raise MatrixError(400, Codes.BAD_JSON, f"Invalid event: {exc}") from exc
 
+    def _check_own_server_allowed(self, event: Event) -> None:
+        """Refuse a server ACL of ours that would shut this server out of the room (as
+        Synapse does: the room's own members could no longer federate)."""
+        if event.type == "m.room.server_acl" and event.state_key == "" and not server_allowed_by_acl(
+            self.env.config.server_name, event.content
+        ):
+            raise MatrixError(400, Codes.UNKNOWN, "A server ACL may not deny this server")
+
     async def create_room(
         self, room_version: str, create_pdu: dict[str, Any], events: list[dict[str, Any]],
         is_public: bool = False,
@@ -117,6 +126,7 @@ class LocalEvents(RemoteEvents):
                     template["sender"], template["type"], template.get("content", {}),
                     template.get("state_key"),
                 )
+                self._check_own_server_allowed(event)
                 self._check_auth(event)
                 unsigned = None
                 if event.type == "m.room.member":
@@ -248,6 +258,7 @@ class LocalEvents(RemoteEvents):
             content = {k: v for k, v in content.items() if k != "redacts"}
             await self._commits_settled()  # the target's row may be in a batch in flight
         event = self._build(sender, type, content, state_key, redacts)
+        self._check_own_server_allowed(event)
         self._check_auth(event)
         if event.type == "m.room.redaction":
             await self._check_redaction_target(event, sender)

@@ -240,3 +240,21 @@ def test_room_survives_actor_eviction_and_restart(tmp_path: Path) -> None:
             return json.loads(row["json"])["prev_events"]
 
         assert hs.call(prev_events, third) == [second]
+
+
+def test_a_server_acl_may_not_deny_this_server(hs: Harness) -> None:
+    """As Synapse: an ACL that shuts out our own server is refused (400), in a state PUT
+    and in createRoom's initial_state; an ACL that allows us is accepted."""
+    alice = hs.user("alice")
+    room_id = hs.create_room(alice)
+    for content in ({"allow": ["*"], "deny": [SERVER]}, {"allow": []}, {"allow": ["other.test"]},
+                    {"allow": ["*"], "deny": ["HS.*"]}):
+        response = hs.state_put(alice, room_id, "m.room.server_acl", content)
+        assert response.status_code == 400, content
+        assert response.json()["errcode"] == "M_UNKNOWN"
+    assert hs.state_content(room_id, "m.room.server_acl") is None  # nothing changed
+    assert hs.state_put(alice, room_id, "m.room.server_acl", {"allow": ["*"], "deny": ["evil.test"]}).status_code == 200
+    assert hs.state_content(room_id, "m.room.server_acl") == {"allow": ["*"], "deny": ["evil.test"]}
+    refused = hs.client.post(f"{V3}/createRoom", headers=alice, json={
+        "initial_state": [{"type": "m.room.server_acl", "state_key": "", "content": {"allow": ["other.test"]}}]})
+    assert refused.status_code == 400
