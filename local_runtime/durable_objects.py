@@ -364,6 +364,7 @@ class DurableObjectNamespace:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._alarm_index: sqlite3.Connection | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # aborted instances closing their storage
         self._closed = False
 
     # --- the platform's API ---------------------------------------------------------------
@@ -412,6 +413,8 @@ class DurableObjectNamespace:
         self._timers.clear()
         for hex_id in list(self._slots):
             await self.evict(hex_id)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         if self._alarm_index is not None:
             self._alarm_index.close()
             self._alarm_index = None
@@ -439,7 +442,9 @@ class DurableObjectNamespace:
                 await slot.settle_outputs()
                 slot.ctx.storage._close()
 
-        asyncio.get_running_loop().create_task(close_when_idle())
+        closing = asyncio.get_running_loop().create_task(close_when_idle())
+        self._closing.add(closing)  # held until done (the loop keeps only a weak reference)
+        closing.add_done_callback(self._closing.discard)
 
     async def evict_idle(self) -> int:
         cutoff = time.monotonic() - self.idle_seconds
