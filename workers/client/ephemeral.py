@@ -30,9 +30,11 @@ from d1.state import membership_of
 from durable.presence_rules import timers_from_config
 from workers.auth import Requester, is_local_user, now_ms, require_user
 from workers.client import client_routes
+from workers.client.room_reads import reader_for
 from workers.errors import Codes, MatrixError
 from workers.federation import e2ee_out
 from workers.push.threads import MAIN_THREAD, ContentLoader, thread_of
+from workers.push.unread import parent_loader
 from workers.room_access import require_room
 from workers.routing import read_json_object
 
@@ -93,21 +95,6 @@ async def _room_event(env: Any, room_id: str, event_id: Any) -> JsonDict:
     return json.loads(row["json"])
 
 
-def _parent_content_loader(env: Any, room_id: str) -> ContentLoader:
-    """Parents' contents for ``thread_of``: accepted events of the same room only."""
-
-    async def load(event_id: str) -> dict[str, Any] | None:
-        row = await env.DB.prepare(
-            "SELECT room_id, json FROM events WHERE event_id = ? AND rejected_reason IS NULL"
-        ).bind(event_id).first()
-        if row is None or row["room_id"] != room_id:
-            return None
-        content = json.loads(row["json"]).get("content")
-        return content if isinstance(content, dict) else None
-
-    return load
-
-
 async def check_thread(
     receipt_type: str, thread_id: Any, event_id: str, pdu: JsonDict, load_content: ContentLoader
 ) -> str | None:
@@ -156,7 +143,8 @@ async def post_receipt(request: Request, env: Any) -> JsonDict:
     await _require_joined(env, room_id, requester.user_id)
     pdu = await _room_event(env, room_id, event_id)
     thread_id = await check_thread(
-        receipt_type, body.get("thread_id"), event_id, pdu, _parent_content_loader(env, room_id)
+        receipt_type, body.get("thread_id"), event_id, pdu,
+        parent_loader(reader_for(env, requester), room_id),
     )
     statements: list[Any] = []
     notify: set[str] = set()

@@ -103,8 +103,9 @@ async def _pdu_as_served(reader: RoomReader, row: Row) -> JsonDict:
     return pdu
 
 
-def _parent_loader(reader: RoomReader, room_id: str) -> ContentLoader:
-    """Parents' contents for ``thread_of``: events of the same room only."""
+def parent_loader(reader: RoomReader, room_id: str) -> ContentLoader:
+    """Parents' contents for ``thread_of`` (here and for threaded receipts): events of
+    the same room only."""
 
     async def load(event_id: str) -> Mapping[str, Any] | None:
         row = await reader.row(event_id)
@@ -128,7 +129,7 @@ async def evaluate_rows(
         if not decision.notify:
             continue
         content = pdu.get("content")
-        thread = await thread_of(content, _parent_loader(reader, row["room_id"])) if isinstance(
+        thread = await thread_of(content, parent_loader(reader, row["room_id"])) if isinstance(
             content, Mapping) else MAIN_THREAD
         out.append(
             actions_db.PushActionRow(
