@@ -14,7 +14,7 @@ from unpaddedbase64 import decode_base64, encode_base64
 
 from durable.errors import InvalidEvent
 from durable.events.canonical import canonical_json
-from durable.events.redaction import redact
+from durable.events.redaction import redacted_view
 from durable.room_versions import EventFormat, RoomVersion
 
 _NOT_IN_CONTENT_HASH = ("unsigned", "signatures", "hashes")
@@ -96,9 +96,9 @@ def reference_hash_form(pdu: Mapping[str, Any], room_version: RoomVersion) -> di
     This is also exactly what a server's signature covers (server-server API, "Signing
     Events": the redacted event, signed as in "Signing JSON", which leaves out
     ``signatures`` and ``unsigned``; redaction keeps no ``age_ts``), so an event builder can
-    encode it once for both.
+    encode it once for both. Its values are shared with ``pdu``: read it, do not change it.
     """
-    redacted = redact(federation_form(pdu, room_version), room_version)
+    redacted = redacted_view(federation_form(pdu, room_version), room_version)
     for key in _NOT_IN_REFERENCE_HASH:
         redacted.pop(key, None)
     return redacted

@@ -110,9 +110,24 @@ def redact(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     not in any version's list, so it never survives. A ``content`` that is not an object is
     replaced by an empty object.
     """
+    return _redacted(pdu, room_version, _copy_json)
+
+
+def redacted_view(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
+    """The redacted form of ``pdu`` as ``redact`` gives it, except that the kept values are
+    the PDU's own (shared, not copied): for reading only, e.g. to encode it for a hash or a
+    signature. The returned top-level dict and its ``content`` dict are new."""
+    return _redacted(pdu, room_version, _shared)
+
+
+def _shared(value: Any) -> Any:
+    return value
+
+
+def _redacted(pdu: Mapping[str, Any], room_version: RoomVersion, copy: Any) -> dict[str, Any]:
     keep = kept_top_level_keys(room_version)
     redacted: dict[str, Any] = {
-        key: _copy_json(value) for key, value in pdu.items() if key in keep and key != "content"
+        key: copy(value) for key, value in pdu.items() if key in keep and key != "content"
     }
     if "content" not in pdu:
         return redacted
@@ -125,15 +140,13 @@ def redact(pdu: Mapping[str, Any], room_version: RoomVersion) -> dict[str, Any]:
     event_type = pdu.get("type")
     kept = kept_content_keys(event_type, room_version) if isinstance(event_type, str) else ()
     if kept is None:
-        new_content = _copy_json(dict(content))
+        new_content = _copy_json(dict(content)) if copy is _copy_json else dict(content)
     else:
-        new_content = {key: _copy_json(content[key]) for key in kept if key in content}
+        new_content = {key: copy(content[key]) for key in kept if key in content}
         if event_type == "m.room.member" and room_version.updated_redaction_rules:
             # v11: "it allows the `signed` key of the `third_party_invite` key".
             third_party_invite = content.get("third_party_invite")
             if isinstance(third_party_invite, Mapping) and "signed" in third_party_invite:
-                new_content["third_party_invite"] = {
-                    "signed": _copy_json(third_party_invite["signed"])
-                }
+                new_content["third_party_invite"] = {"signed": copy(third_party_invite["signed"])}
     redacted["content"] = new_content
     return redacted

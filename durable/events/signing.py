@@ -22,7 +22,7 @@ from durable.events.canonical import canonical_json
 from durable.events.event_ids import compute_event_id
 from durable.events.hashes import check_content_hash, federation_form
 from durable.events.identifiers import server_name_of
-from durable.events.redaction import redact
+from durable.events.redaction import redact, redacted_view
 from durable.room_versions import EventFormat, RoomVersion
 
 SUPPORTED_SIGNING_ALGORITHM = "ed25519"
@@ -65,7 +65,7 @@ def sign_event(
     ):
         raise InvalidEvent("`signatures` must be an object of objects")
 
-    redacted = _signable(redact(form, room_version))
+    redacted = _signable(redacted_view(form, room_version))
     canonical_json(redacted, room_version)  # refuse values illegal in this room version
     signed = sign_json(redacted, server_name, signing_key)
     key_id = signing_key_id(signing_key)
@@ -89,7 +89,7 @@ def verify_event_signature(
     SignatureError if the signature is absent, undecodable, under an unsupported algorithm,
     or does not verify, or if the event is not canonical JSON for its room version.
     """
-    redacted = redact(federation_form(pdu, room_version), room_version)
+    redacted = redacted_view(federation_form(pdu, room_version), room_version)
     signatures = redacted.get("signatures")
     by_key = signatures.get(server_name) if isinstance(signatures, Mapping) else None
     signature = by_key.get(key_id) if isinstance(by_key, Mapping) else None

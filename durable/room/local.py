@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from collections import OrderedDict
-from typing import Any, Awaitable, Mapping
+from typing import Any, Mapping
 
 from durable.base import OutputGate, pipelined
 from durable.auth import (
@@ -44,6 +44,7 @@ class LocalEvents(RemoteEvents):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._recent_txns = OrderedDict()
+        self._answering: set[asyncio.Task[None]] = set()
 
     def _build(
         self, sender: str, event_type: str, content: Mapping[str, Any],
@@ -197,7 +198,7 @@ class LocalEvents(RemoteEvents):
         state_key: str | None,
         txn: dict[str, str] | None,
         redacts: str | None,
-    ) -> Awaitable[dict[str, Any]]:
+    ) -> "asyncio.Future[dict[str, Any]]":
         """Queue a new event (or find the txn's earlier one); return what answers the caller."""
         self._require_room()
         key = None if txn is None else (sender, txn["device_id"], txn["txn_id"])
@@ -210,7 +211,9 @@ class LocalEvents(RemoteEvents):
             earlier = await self._earlier_txn_event(sender, txn)
             if earlier is None:
                 raise
-            return self._settled({"event_id": earlier})
+            answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            answer.set_result({"event_id": earlier})
+            return answer
         if key is not None:
             self._recent_txns[key] = (event_id, committed)
             while len(self._recent_txns) > RECENT_TXNS:
@@ -222,25 +225,51 @@ class LocalEvents(RemoteEvents):
             return None
         return await event_for_txn(self.env.DB, sender, txn["device_id"], self.room_id, txn["txn_id"])
 
-    @staticmethod
-    async def _settled(answer: dict[str, Any]) -> dict[str, Any]:
-        return answer
-
-    async def _answer(
+    def _answer(
         self, event_id: str, committed: "asyncio.Future[int]", txn: dict[str, str] | None,
         sender: str, repeat: bool = False,
-    ) -> dict[str, Any]:
-        """The caller's answer, once the event's batch has committed. A batch that failed
-        because the txn row existed already (a repeat that reached D1) answers with the
-        earlier event."""
+    ) -> "asyncio.Future[dict[str, Any]]":
+        """The caller's answer, settled once the event's batch has committed (a future of its
+        own: ``committed`` may be shared by a repeated txn). A batch that failed because the
+        txn row existed already (a repeat that reached D1) answers with the earlier event."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        def settle(done: "asyncio.Future[int]") -> None:
+            if done.cancelled():
+                answer.cancel()
+                return
+            error = done.exception()
+            if error is None:
+                stream = done.result()
+                if not answer.done():
+                    answer.set_result(
+                        {"event_id": event_id} if repeat else {"event_id": event_id, "stream_ordering": stream}
+                    )
+            elif isinstance(error, D1Error) and txn is not None:
+                lookup = loop.create_task(self._answer_with_earlier(answer, error, sender, txn))
+                self._answering.add(lookup)  # held until done (the loop keeps weak references)
+                lookup.add_done_callback(self._answering.discard)
+            elif not answer.done():
+                answer.set_exception(error)
+
+        committed.add_done_callback(settle)
+        return answer
+
+    async def _answer_with_earlier(
+        self, answer: "asyncio.Future[dict[str, Any]]", error: D1Error, sender: str, txn: dict[str, str]
+    ) -> None:
         try:
-            stream = await asyncio.shield(committed)
-        except D1Error:
             earlier = await self._earlier_txn_event(sender, txn)
+        except BaseException as exc:  # noqa: BLE001  (the caller hears of it)
+            if not answer.done():
+                answer.set_exception(exc)
+            return
+        if not answer.done():
             if earlier is None:
-                raise
-            return {"event_id": earlier}
-        return {"event_id": event_id} if repeat else {"event_id": event_id, "stream_ordering": stream}
+                answer.set_exception(error)
+            else:
+                answer.set_result({"event_id": earlier})
 
     async def _queue_new_event(
         self,
