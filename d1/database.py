@@ -69,18 +69,27 @@ def _utf8_length_over(text: str, limit: int) -> bool:
 
 
 def _check_limits(sql: str, params: Sequence[Any]) -> None:
-    if _utf8_length_over(sql, MAX_SQL_BYTES):
+    if len(sql) > _SQL_CHARS_SURELY_UNDER and _utf8_length_over(sql, MAX_SQL_BYTES):
         raise D1Error(f"SQL statement longer than {MAX_SQL_BYTES} bytes")
     if len(params) > MAX_BOUND_PARAMETERS:
         raise D1Error(
             f"too many bound parameters: {len(params)} (D1 allows {MAX_BOUND_PARAMETERS})"
         )
     for value in params:
-        if isinstance(value, str):
-            if _utf8_length_over(value, MAX_VALUE_BYTES):
+        kind = type(value)
+        if kind is int or value is None:
+            continue
+        if kind is str or isinstance(value, str):
+            if len(value) > _VALUE_CHARS_SURELY_UNDER and _utf8_length_over(value, MAX_VALUE_BYTES):
                 raise D1Error(f"bound value larger than {MAX_VALUE_BYTES} bytes")
         elif isinstance(value, (bytes, bytearray)) and len(value) > MAX_VALUE_BYTES:
             raise D1Error(f"bound value larger than {MAX_VALUE_BYTES} bytes")
+
+
+# A string of at most this many characters is within the limit whatever its characters
+# (UTF-8 takes at most 4 bytes per character): the common case needs no encoding.
+_SQL_CHARS_SURELY_UNDER = MAX_SQL_BYTES // 4
+_VALUE_CHARS_SURELY_UNDER = MAX_VALUE_BYTES // 4
 
 
 def _is_read(sql: str) -> bool:

@@ -8,7 +8,8 @@ persists the child event.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from d1.database import D1Database, PreparedStatement
 from durable.events.event import Event

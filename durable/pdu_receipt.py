@@ -12,7 +12,8 @@ need.) This module is I/O-free except for the key lookup it is given.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Awaitable, Callable
 
 from nacl.signing import VerifyKey
 

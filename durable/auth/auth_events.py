@@ -6,7 +6,8 @@ Spec: https://spec.matrix.org/v1.19/server-server-api/#auth-events-selection and
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Sequence
 
 from durable.errors import AuthError
 from durable.events.event import Event, StateKey

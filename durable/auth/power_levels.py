@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from durable.auth.identifiers import is_valid_user_id
 from durable.errors import AuthError

@@ -8,7 +8,8 @@ event in the Client-Server API (``public_key`` and ``public_keys``).
 from __future__ import annotations
 
 import binascii
-from typing import Any, Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterator
 
 import nacl.exceptions
 from signedjson.key import decode_verify_key_bytes

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 from signedjson.types import SigningKey
 from unpaddedbase64 import encode_base64
 
-from durable.events.canonical import canonical_json, encode_checked, merged_object_length
+from durable.events.canonical import canonical_json, encode_checked, merged_object_length, merged_objects
 from durable.events.event import Event
 from durable.events.event_ids import event_id_for_reference_hash
 from durable.events.format import check_pdu_size, validate_pdu_shape
@@ -110,15 +110,19 @@ def build_event(
     signed_form = encode_checked(reference_hash_form(pdu, room_version))
     signature = signature_of(signed_form, signing_key)
     pdu["signatures"] = {server_name: {signing_key_id(signing_key): signature}}
-    added: dict[str, Any] = {"hashes": pdu["hashes"], "signatures": pdu["signatures"]}
+    # The event without unsigned, as stored: both encodings' members in one object (valid
+    # JSON for the same object, though not canonical: no third encoding of the event).
+    merged = merged_objects(
+        unhashed, canonical_json({"hashes": pdu["hashes"], "signatures": pdu["signatures"]}, room_version)
+    )
+    size = len(merged)
     if unsigned is not None:
         pdu["unsigned"] = dict(unsigned)
-        added["unsigned"] = pdu["unsigned"]
-    # Size limit over the whole event, from the two encodings (no third encoding of it).
-    check_pdu_size(merged_object_length(unhashed, canonical_json(added, room_version)))
+        size = merged_object_length(merged, canonical_json({"unsigned": pdu["unsigned"]}, room_version))
+    check_pdu_size(size)  # "Size limits": the whole event, signatures included
     validate_pdu_shape(pdu, room_version)
     if room_version.event_format is EventFormat.V1:
         event_id = pdu["event_id"]
     else:
         event_id = event_id_for_reference_hash(hashlib.sha256(signed_form).digest(), room_version)
-    return Event(pdu, room_version, event_id)
+    return Event(pdu, room_version, event_id, json_text=merged.decode())

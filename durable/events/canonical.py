@@ -71,6 +71,15 @@ def merged_object_length(first: bytes, second: bytes) -> int:
     return len(first) + len(second) - 1
 
 
+def merged_objects(first: bytes, second: bytes) -> bytes:
+    """The JSON text of the union of two non-empty objects with disjoint keys, given the
+    canonical JSON of each: the first's members, then the second's. Valid JSON for the same
+    object, though not canonical (its keys are not all in order): for storing, not hashing."""
+    if len(first) <= 2 or len(second) <= 2 or first[:1] != b"{" or second[:1] != b"{":
+        raise ValueError("both encodings must be non-empty JSON objects")
+    return first[:-1] + b"," + second[1:]
+
+
 def _check_json_values(obj: Any, strict: bool) -> None:
     """Walk ``obj`` without recursion, refusing values illegal in (strict) canonical JSON."""
     stack: list[Any] = [obj]

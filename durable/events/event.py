@@ -7,7 +7,8 @@ the properties below read it the same way for every room version.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterator
 
 from durable.room_versions import EventFormat, RoomVersion
 
@@ -21,7 +22,7 @@ class Event:
     stored but never served, used as auth events or as forward extremities.
     """
 
-    __slots__ = ("event_id", "pdu", "room_version", "rejected_reason")
+    __slots__ = ("event_id", "pdu", "room_version", "rejected_reason", "json_text")
 
     def __init__(
         self,
@@ -29,11 +30,15 @@ class Event:
         room_version: RoomVersion,
         event_id: str,
         rejected_reason: str | None = None,
+        json_text: str | None = None,
     ) -> None:
         self.pdu: Mapping[str, Any] = pdu
         self.room_version = room_version
         self.event_id = event_id
         self.rejected_reason = rejected_reason
+        # The PDU without ``unsigned`` as JSON text, when whoever made the event had it
+        # already (the event builder): what the events table stores, without encoding again.
+        self.json_text = json_text
 
     def __repr__(self) -> str:
         return f"<Event {self.event_id} {self.type} {self.state_key!r} {self.sender}>"

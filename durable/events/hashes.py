@@ -8,7 +8,8 @@ the content hash is stored (``hashes.sha256``, unpadded base64).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from unpaddedbase64 import decode_base64, encode_base64
 

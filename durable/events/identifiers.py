@@ -7,6 +7,7 @@ Spec: appendices, "Identifier Grammar": "Server Name", "User Identifiers" (inclu
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 MAX_IDENTIFIER_BYTES = 255
 
@@ -29,6 +30,11 @@ def is_valid_user_id(user_id: object) -> bool:
     """
     if not isinstance(user_id, str) or not user_id.startswith("@"):
         return False
+    return _is_valid_user_id(user_id)
+
+
+@lru_cache(maxsize=4096)  # the same senders come back event after event
+def _is_valid_user_id(user_id: str) -> bool:
     if len(user_id.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES:
         return False
     localpart, sep, server_name = user_id[1:].partition(":")

@@ -11,7 +11,9 @@ must match other servers byte for byte.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
 
 from durable.room_versions import EventFormat, RoomVersion
 
@@ -47,6 +49,7 @@ _POWER_LEVELS_KEPT = (
 )
 
 
+@lru_cache(maxsize=None)  # one entry per room version
 def kept_top_level_keys(room_version: RoomVersion) -> frozenset[str]:
     """The top-level keys the redaction algorithm of ``room_version`` keeps.
 

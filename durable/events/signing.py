@@ -9,7 +9,8 @@ originating server(s); unknown keys are skipped). JSON signing itself is done by
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from nacl.signing import VerifyKey
 from signedjson.key import decode_verify_key_base64, decode_verify_key_bytes

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from d1.database import D1Error
@@ -35,6 +34,7 @@ from durable.events import redact, reference_hash_entry
 from durable.events.event import Event, StateKey
 from durable.room.persist import (
     PersistPlan,
+    extremity_statements,
     insert_event,
     insert_state_group,
     mark_redacted,
@@ -120,15 +120,17 @@ class _Snapshot:
         self.journal: dict[str, Any] = {}
 
 
-@dataclass(eq=False)
 class _QueuedCommit:
     """A planned change waiting for (or in) a D1 batch; ``done`` gets the stream ordering of
     its last event once the batch has committed."""
 
-    plan: PersistPlan
-    notify: set[str]
-    fan_out: list[Event]
-    done: "asyncio.Future[int]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    __slots__ = ("plan", "notify", "fan_out", "done")
+
+    def __init__(self, plan: PersistPlan, notify: set[str], fan_out: list[Event]) -> None:
+        self.plan = plan
+        self.notify = notify
+        self.fan_out = fan_out
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
 
 class RoomCore(DurableObject):
@@ -266,7 +268,7 @@ class RoomCore(DurableObject):
         insert_event(db, plan, event, state_group=self.state_group, local_unsigned=local_unsigned,
                      may_be_known=event.sender.split(":", 1)[-1] != self.env.config.server_name)
         removed = [e for e in event.prev_event_ids if e in self.extremities]
-        replace_extremities(db, plan, removed, [event.event_id])
+        replace_extremities(plan, removed, [event.event_id])
         self.extremities = [e for e in self.extremities if e not in removed] + [event.event_id]
         self.events[event.event_id] = event
         self.depth = max(self.depth, event.depth)
@@ -363,6 +365,7 @@ class RoomCore(DurableObject):
                 group = self._queued[:MAX_PLANS_PER_COMMIT]
                 del self._queued[:len(group)]
                 statements = [stmt for queued in group for stmt in queued.plan.statements]
+                statements += extremity_statements(db, self.room_id, [queued.plan for queued in group])
                 try:
                     results = await db.batch(statements)
                 except BaseException as exc:  # noqa: BLE001  (every queued caller hears of it)

@@ -127,7 +127,7 @@ class Handshakes(LocalEvents):
             self.state_group = before_id
             self.group_chain_len = 0
             self._plan_state_change(plan, state_ids)
-            replace_extremities(db, plan, list(self.extremities), [])
+            replace_extremities(plan, list(self.extremities), [])
             self.extremities = []
             self._plan_accept(plan, join, None)
             # The join's prev_events are not in our DAG: they are the remote extremities.

@@ -26,6 +26,9 @@ class PersistPlan:
     event_ids: list[str] = field(default_factory=list)
     # Index in ``statements`` of each event's INSERT (which returns its stream ordering).
     event_statements: list[int] = field(default_factory=list)
+    # Forward extremity changes, in order: written by the room actor's commit, which merges
+    # those of every plan in one D1 batch (a run of 32 messages removes 31 of its own).
+    extremity_changes: list[tuple[bool, str]] = field(default_factory=list)
 
 
 def insert_event(
@@ -45,8 +48,11 @@ def insert_event(
     new stream position, so that incremental syncs see it. ``stream_ordering`` is given only
     for backfilled history: a negative position, below every live event, so that no
     incremental sync sees it."""
-    pdu = dict(event.pdu)
-    pdu.pop("unsigned", None)
+    json_text = event.json_text
+    if json_text is None:
+        pdu = dict(event.pdu)
+        pdu.pop("unsigned", None)
+        json_text = json.dumps(pdu, ensure_ascii=False, separators=(",", ":"))
     if may_be_known:
         plan.statements.append(
             db.prepare("DELETE FROM events WHERE event_id = ? AND outlier = 1").bind(event.event_id)
@@ -66,7 +72,7 @@ def insert_event(
             event.membership if event.type == "m.room.member" else None,
             event.depth,
             event.origin_server_ts,
-            json.dumps(pdu, ensure_ascii=False, separators=(",", ":")),
+            json_text,
             event.rejected_reason,
             int(soft_failed),
             int(outlier),
@@ -126,21 +132,38 @@ def set_current_state(
     )
 
 
-def replace_extremities(
-    db: D1Database, plan: PersistPlan, removed: list[str], added: list[str]
-) -> None:
-    for event_id in removed:
-        plan.statements.append(
-            db.prepare("DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?").bind(
-                plan.room_id, event_id
-            )
+def replace_extremities(plan: PersistPlan, removed: list[str], added: list[str]) -> None:
+    """Record that ``removed`` stop being forward extremities and ``added`` become ones. The
+    rows are written by ``extremity_statements`` over the changes of every plan committed
+    together (the room actor's ``_flush_commits``)."""
+    plan.extremity_changes.extend((False, event_id) for event_id in removed)
+    plan.extremity_changes.extend((True, event_id) for event_id in added)
+
+
+def extremity_statements(db: D1Database, room_id: str, plans: list[PersistPlan]) -> list[PreparedStatement]:
+    """The net forward extremity rows of ``plans`` applied in order: an extremity added by
+    one plan and removed by a later one is never written (deletions first, then inserts)."""
+    deleted: set[str] = set()
+    added: dict[str, None] = {}
+    for plan in plans:
+        for is_added, event_id in plan.extremity_changes:
+            if is_added:
+                added[event_id] = None
+            elif event_id in added:
+                del added[event_id]
+            else:
+                deleted.add(event_id)
+    statements = [
+        db.prepare("DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?").bind(room_id, event_id)
+        for event_id in sorted(deleted)
+    ]
+    statements.extend(
+        db.prepare("INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (?, ?)").bind(
+            room_id, event_id
         )
-    for event_id in added:
-        plan.statements.append(
-            db.prepare(
-                "INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (?, ?)"
-            ).bind(plan.room_id, event_id)
-        )
+        for event_id in added
+    )
+    return statements
 
 
 def mark_redacted(db: D1Database, plan: PersistPlan, target_id: str, redaction_id: str) -> None:

@@ -123,7 +123,7 @@ class RemoteEvents(RoomCore):
             self.events[event.event_id] = event
             removed = [e for e in event.prev_event_ids if e in self.extremities]
             new_extremities = [e for e in self.extremities if e not in removed] + [event.event_id]
-            replace_extremities(self.env.DB, plan, removed, [event.event_id])
+            replace_extremities(plan, removed, [event.event_id])
             if not [e for e in new_extremities if e != event.event_id]:
                 new_state = state_after
                 self.state_group = group

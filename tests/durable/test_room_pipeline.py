@@ -75,6 +75,9 @@ def test_concurrent_sends_share_batches_and_form_one_chain(hs: Harness) -> None:
         tip, seen = prevs[tip], seen + 1
     assert seen == 40
     assert hs.summary(room_id)["extremities"] == [tip]
+    # The rows in D1 agree (the batches wrote only the net change of their events).
+    rows = hs.call(hs.env.DB.prepare("SELECT event_id FROM forward_extremities WHERE room_id = ?").bind(room_id).all)
+    assert [r["event_id"] for r in rows.results] == [tip]
 
 
 def test_a_failed_batch_fails_the_sends_queued_behind_it(hs: Harness) -> None:

@@ -16,7 +16,8 @@ Everything here is pure: the caller passes the time and whatever it looked up.
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from durable.events.redaction import redact
 from durable.room_versions import RoomVersion

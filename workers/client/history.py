@@ -10,7 +10,8 @@ versions, event rows, state groups), so serving many events touches each row onc
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Sequence
 
 from d1.database import D1Database
 from d1.events import chunks, get_event_rows

@@ -11,7 +11,8 @@ Synapse, which refuses from the relations it has indexed).
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from d1.events import get_event_rows
 from d1.relations import relation_of

@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any, Iterable
 
 from nacl.signing import VerifyKey
 from signedjson.key import decode_verify_key_base64

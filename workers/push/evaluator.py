@@ -18,7 +18,8 @@ Actions: ``notify`` makes a notification; ``{"set_tweak": name, "value": v}`` se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Sequence
 
 from workers.client.push_rule_defaults import KINDS
 from workers.push.conditions import PushContext, condition_matches, event_match

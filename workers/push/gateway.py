@@ -23,7 +23,8 @@ import ipaddress
 import socket
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Awaitable, Callable, Sequence
 
 import httpx
 

@@ -13,7 +13,8 @@ an injected loader, so this stays free of I/O of its own.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any, Awaitable, Callable
 
 MAIN_THREAD = "main"
 MAX_RELATION_HOPS = 3

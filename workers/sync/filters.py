@@ -17,7 +17,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from d1.database import D1Database
 from workers.errors import Codes, MatrixError

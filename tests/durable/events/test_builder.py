@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -182,6 +183,8 @@ def test_builder_matches_the_step_by_step_algorithms(version_id: str, overrides:
     assert dict(event.pdu) == expected
     assert event.event_id == compute_event_id(expected, room_version)
     validate_pdu(expected, room_version)
+    # The stored JSON text is the same event without unsigned.
+    assert json.loads(event.json_text) == {k: v for k, v in expected.items() if k != "unsigned"}
 
 
 def test_size_limit_counts_hashes_signatures_and_unsigned() -> None:
@@ -195,3 +198,14 @@ def test_size_limit_counts_hashes_signatures_and_unsigned() -> None:
         build_event(room_version, **make_event_kwargs("12", content={"body": fits + "x"}))
     with pytest.raises(InvalidEvent, match="bytes"):
         build_event(room_version, **make_event_kwargs("12", content={"body": fits}, unsigned={"a": 1}))
+
+
+def test_size_limit_counts_non_ascii_as_utf8_bytes() -> None:
+    room_version = get_room_version("12")
+    probe = build_event(room_version, **make_event_kwargs("12", content={"body": ""}))
+    overhead = len(canonical_json(dict(probe.pdu), room_version))
+    fits = "€" * ((65536 - overhead) // 3)  # three bytes each
+    event = build_event(room_version, **make_event_kwargs("12", content={"body": fits}))
+    assert len(event.json_text.encode()) <= 65536
+    with pytest.raises(InvalidEvent, match="bytes"):
+        build_event(room_version, **make_event_kwargs("12", content={"body": fits + "€€"}))
