@@ -376,7 +376,7 @@ class RoomCore(DurableObject):
                 for queued in group:
                     indexes = queued.plan.event_statements
                     streams.append(
-                        results[offset + indexes[-1]].results[0]["stream_ordering"] if indexes else 0
+                        results[offset + indexes[-1]].meta["last_row_id"] if indexes else 0
                     )
                     offset += len(queued.plan.statements)
                 try:

@@ -24,7 +24,8 @@ class PersistPlan:
     room_id: str
     statements: list[PreparedStatement] = field(default_factory=list)
     event_ids: list[str] = field(default_factory=list)
-    # Index in ``statements`` of each event's INSERT (which returns its stream ordering).
+    # Index in ``statements`` of each event's INSERT (its result's ``meta.last_row_id`` is the
+    # event's stream ordering: the events table's integer primary key).
     event_statements: list[int] = field(default_factory=list)
     # Forward extremity changes, in order: written by the room actor's commit, which merges
     # those of every plan in one D1 batch (a run of 32 messages removes 31 of its own).
@@ -62,7 +63,6 @@ def insert_event(
             "INSERT INTO events (event_id, room_id, type, state_key, sender, membership, depth,"
             " origin_server_ts, json, rejected_reason, soft_failed, outlier, state_group,"
             " local_unsigned, stream_ordering) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            " RETURNING stream_ordering"
         ).bind(
             event.event_id,
             event.room_id,
