@@ -126,3 +126,24 @@ def test_a_repeated_txn_in_flight_gets_the_first_event(hs: Harness, repeats: int
     results = hs.call(burst)
     assert len({r["event_id"] for r in results}) == 1
     assert hs.summary(room_id)["depth"] == depth + 1
+
+
+def test_a_repeated_txn_that_reaches_d1_answers_with_the_first_event(hs: Harness) -> None:
+    """The txn row's primary key is the last safety net: a repeat that neither the worker's
+    look-up nor the actor's memory caught fails its batch, and its caller still gets the
+    first event's ID (the actor resets and serves the next send from D1)."""
+    hs.user("alice")
+    room_id = hs.create_room({"Authorization": "Bearer tok_alice"})
+    stub = stub_of(hs, room_id)
+    first = hs.call(stub.send_event, ALICE, "m.room.message", {"body": "first"})
+    # The txn is in D1 but unknown to the actor (as after a restart).
+    hs.call(hs.env.DB.batch, [hs.env.DB.prepare(
+        "INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)"
+        " VALUES (?,?,?,?,?,?)").bind(ALICE, "DEV_alice", "t9", room_id, first["event_id"], 0)])
+    before = hs.summary(room_id)
+    again = hs.call(stub.send_event, ALICE, "m.room.message", {"body": "retry"}, None,
+                    {"device_id": "DEV_alice", "txn_id": "t9"})
+    assert again == {"event_id": first["event_id"]}
+    assert hs.summary(room_id) == before  # nothing of the retry was kept
+    after = hs.call(stub.send_event, ALICE, "m.room.message", {"body": "next"})
+    assert stored(hs, after["event_id"])["prev_events"] == before["extremities"]
