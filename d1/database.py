@@ -396,8 +396,9 @@ class D1Database:
                         self._answer(job, error=D1Error(f"batch rolled back: {exc}"))
 
     def _run_group(self, jobs: list[_WriteJob]) -> None:
-        """Run ``jobs`` in one transaction, each in a SAVEPOINT: a job that fails is rolled
-        back to its savepoint and answered with its error; the rest commit together, and are
+        """Run ``jobs`` in one transaction, each in a SAVEPOINT when there are several: a job
+        that fails is rolled back to its savepoint (a lone job: with the transaction) and
+        answered with its error; the rest commit together, and are
         answered only once COMMIT has returned (nothing is acknowledged before it is durable).
 
         Should SQLite abandon the whole transaction (an I/O error, a full disk), the failing
@@ -415,21 +416,27 @@ class D1Database:
                 for job in pending:
                     self._answer(job, error=D1Error(f"could not begin a transaction: {exc}"))
                 return
+            # A lone job needs no savepoint: if it fails, the transaction is all it wrote.
+            savepoints = len(pending) > 1
             for index, job in enumerate(pending):
-                conn.execute("SAVEPOINT d1_batch")
+                if savepoints:
+                    conn.execute("SAVEPOINT d1_batch")
                 try:
                     value = job.work(conn)  # type: ignore[misc]
                 except BaseException as exc:  # the caller's failure, whatever it is
                     self._answer(job, error=exc)
-                    if conn.in_transaction:
+                    if conn.in_transaction and savepoints:
                         conn.execute("ROLLBACK TO d1_batch")
                         conn.execute("RELEASE d1_batch")
+                        continue
+                    if conn.in_transaction:  # the lone job: roll its transaction back below
                         continue
                     # SQLite rolled the whole transaction back: run the others again.
                     retry = [j for j, _ in done] + pending[index + 1:]
                     done = []
                     break
-                conn.execute("RELEASE d1_batch")
+                if savepoints:
+                    conn.execute("RELEASE d1_batch")
                 done.append((job, value))
             if not done:
                 if conn.in_transaction:
