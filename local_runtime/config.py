@@ -24,16 +24,21 @@ and ``/thumbnail``; false answers them 404 as a server that froze them does),
 ``media_upload_burst`` (per-user upload and create rate), ``max_pending_media_uploads``,
 ``unused_media_expiry_ms`` (how long a created mxc:// URI waits for its upload),
 ``max_thumbnail_pixels`` (larger images are not thumbnailed: 413).
+
+Support information (``[server]``), served at ``/.well-known/matrix/support``:
+``support_page`` (a URL) and ``support_contacts``, a list of tables each with a ``role``
+(``m.role.admin``, ``m.role.security`` or a namespaced role) and at least one of
+``matrix_id`` and ``email_address``. With neither key set that document answers 404.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from durable.room_versions import KNOWN_ROOM_VERSIONS, DEFAULT_ROOM_VERSION
 
@@ -48,6 +53,55 @@ class Bindings:
     CACHE: str = "cache.sqlite"
     DURABLE: str = "durable"
     MEDIA: str = "media"
+
+
+@dataclass(frozen=True)
+class SupportContact:
+    """A way to reach the server's administrators (client-server API, "Well-known URIs",
+    ``/.well-known/matrix/support``): a role and a Matrix ID, an email address or both."""
+
+    role: str
+    matrix_id: str = ""
+    email_address: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        contact = {"role": self.role}
+        if self.matrix_id:
+            contact["matrix_id"] = self.matrix_id
+        if self.email_address:
+            contact["email_address"] = self.email_address
+        return contact
+
+
+# Roles the spec defines; any other role must be namespaced outside ``m.``.
+SUPPORT_ROLES = ("m.role.admin", "m.role.security")
+
+
+def _support_contact(value: Any) -> SupportContact:
+    """A configured contact (a table, or a SupportContact), checked as the spec describes it;
+    ConfigError otherwise."""
+    if isinstance(value, SupportContact):
+        value = {"role": value.role, "matrix_id": value.matrix_id, "email_address": value.email_address}
+    if not isinstance(value, Mapping):
+        raise ConfigError("each of support_contacts must be a table with role, matrix_id, email_address")
+    unknown = set(value) - {"role", "matrix_id", "email_address"}
+    if unknown:
+        raise ConfigError(f"unknown keys in a support contact: {', '.join(sorted(unknown))}")
+    role, matrix_id, email = value.get("role", ""), value.get("matrix_id", ""), value.get("email_address", "")
+    if not all(isinstance(v, str) for v in (role, matrix_id, email)):
+        raise ConfigError("a support contact's role, matrix_id and email_address must be strings")
+    if not role:
+        raise ConfigError("a support contact needs a role (such as m.role.admin)")
+    if role.startswith("m.") and role not in SUPPORT_ROLES:
+        raise ConfigError(f"support contact role {role!r} is not one the spec defines: {', '.join(SUPPORT_ROLES)}")
+    if not matrix_id and not email:
+        raise ConfigError("a support contact needs a matrix_id or an email_address")
+    localpart, _, server = matrix_id[1:].partition(":")
+    if matrix_id and (not matrix_id.startswith("@") or not localpart or not server):
+        raise ConfigError(f"support contact matrix_id {matrix_id!r} is not a user ID")
+    if email and "@" not in email.strip("@"):
+        raise ConfigError(f"support contact email_address {email!r} is not an email address")
+    return SupportContact(role=role, matrix_id=matrix_id, email_address=email)
 
 
 @dataclass(frozen=True)
@@ -96,6 +150,9 @@ class ServerConfig:
     # Presence: offline this long after the last sync, unavailable after this long idle (ms).
     presence_sync_timeout_ms: int = 30_000
     presence_idle_ms: int = 5 * 60 * 1000
+    # /.well-known/matrix/support (404 when both are empty).
+    support_page: str = ""
+    support_contacts: tuple[SupportContact, ...] = ()
     bindings: Bindings = field(default_factory=Bindings)
 
     @property
@@ -128,7 +185,19 @@ class ServerConfig:
             raise ConfigError("max_upload_size must be at least 1 byte")
         if self.media_upload_per_second <= 0 or self.media_upload_burst < 1:
             raise ConfigError("media_upload_per_second must be > 0 and media_upload_burst >= 1")
-        return self._validated_federation()
+        return self._validated_federation()._validated_support()
+
+    def _validated_support(self) -> "ServerConfig":
+        if not isinstance(self.support_page, str):
+            raise ConfigError("support_page must be a URL string")
+        if self.support_page:
+            parts = urlsplit(self.support_page)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigError(f"support_page {self.support_page!r} is not an http(s) URL")
+        contacts = self.support_contacts
+        if isinstance(contacts, (str, Mapping)) or not isinstance(contacts, (list, tuple)):
+            raise ConfigError("support_contacts must be a list of tables")
+        return replace(self, support_contacts=tuple(_support_contact(c) for c in contacts))
 
     def _validated_federation(self) -> "ServerConfig":
         if not 0 <= self.federation_port < 65536:

@@ -67,6 +67,7 @@ ROUTE_MODULES = [
     "workers.client.threads",
     "workers.client.hierarchy",
     "workers.client.room_summary",
+    "workers.client.mutual_rooms",
     "workers.federation.server.hierarchy",
     "workers.client.timestamp",
     "workers.client.search",
