@@ -1,13 +1,15 @@
 """The federation client: signed HTTPS requests to other homeservers.
 
 Spec: server-server API "API standards" (JSON over HTTPS), "Resolving server names"
-(see ``discovery``), "TLS" (certificates checked against the operating system's trust store
+(``discovery`` holds the steps; this module fetches ``.well-known`` and looks SRV records up
+with dnspython, caching both in the KV namespace, and tries SRV targets in order until one
+accepts the connection), "TLS" (certificates checked against the operating system's trust store
 unless ``federation_verify_tls`` is off for local testing; SNI sent for hostnames, never for
 IP literals) and "Request Authentication" (every request except key fetches carries an
 ``X-Matrix`` header, see ``x_matrix``).
 
 Safety: every address a request would go to, including ``.well-known`` look-ups and their
-redirects, is checked against the IP range policy (``ip_policy``) after DNS resolution, and
+redirects and SRV targets, is checked against the IP range policy (``ip_policy``) after DNS resolution, and
 the connection is made to that checked address (the certificate is still checked against
 the server's name through SNI), so a name cannot be re-resolved to a private address between
 the check and the connection.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import socket
 import ssl
 import time
@@ -28,6 +31,9 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
+import dns.asyncresolver
+import dns.exception
+import dns.rdtypes.IN.SRV
 import httpx
 from canonicaljson import encode_canonical_json
 from signedjson.types import SigningKey
@@ -36,13 +42,21 @@ from workers.federation.discovery import (
     WELL_KNOWN_ERROR_SECONDS,
     WELL_KNOWN_MAX_BYTES,
     WELL_KNOWN_MAX_REDIRECTS,
+    PickWeight,
     ServerTarget,
+    SrvRecord,
+    delegated_srv_hostname,
     delegated_target,
     direct_target,
     fallback_target,
     is_ip_literal,
+    order_srv_records,
     parse_well_known,
     split_server_name,
+    srv_cache_seconds,
+    srv_names,
+    srv_service_refused,
+    srv_targets,
     well_known_cache_seconds,
 )
 from workers.federation.errors import (
@@ -61,8 +75,11 @@ log = logging.getLogger(__name__)
 USER_AGENT = "matrix-edge"
 MAX_RESPONSE_BYTES = 100 * 1024 * 1024  # a full room state can be large
 WELL_KNOWN_KV_PREFIX = "fed:wellknown:"
+SRV_KV_PREFIX = "fed:srv:"
+SRV_LOOKUP_SECONDS = 5.0
 
 ResolveHost = Callable[[str, int], Awaitable[list[str]]]
+SrvLookup = Callable[[str], Awaitable[list[SrvRecord]]]
 
 
 def encode_path(template: str, *segments: str) -> str:
@@ -101,12 +118,51 @@ async def _system_resolve(host: str, port: int) -> list[str]:
     return seen
 
 
+class DnsSrvLookup:
+    """SRV look-ups through dnspython: ``await lookup(name) -> [SrvRecord, ...]``.
+
+    Any DNS failure (NXDOMAIN, no SRV answer, timeout, no usable name server or resolver
+    configuration) is logged at info and gives no records: discovery goes on to its next step.
+    """
+
+    def __init__(self, lifetime: float = SRV_LOOKUP_SECONDS) -> None:
+        self.lifetime = lifetime
+        self._resolver: dns.asyncresolver.Resolver | None = None
+
+    async def __call__(self, name: str) -> list[SrvRecord]:
+        try:
+            if self._resolver is None:
+                self._resolver = dns.asyncresolver.Resolver()
+            answer = await self._resolver.resolve(name, "SRV", search=False, lifetime=self.lifetime)
+        except dns.exception.DNSException as exc:
+            log.info("no SRV records for %s: %s", name, exc)
+            return []
+        ttl = answer.rrset.ttl if answer.rrset is not None else 0
+        return [
+            SrvRecord(rdata.priority, rdata.weight, rdata.port, rdata.target.to_text(omit_final_dot=True), ttl)
+            for rdata in answer
+            if isinstance(rdata, dns.rdtypes.IN.SRV.SRV)
+        ]
+
+
+async def _no_srv_records(name: str) -> list[SrvRecord]:
+    return []
+
+
+def _random_weight(total: int) -> int:
+    return random.randint(0, total)
+
+
 class FederationClient:
     """Signed requests from ``server_name`` to other homeservers.
 
     ``transport`` replaces the network (tests pass an ``httpx.MockTransport``);
-    ``resolve_host`` replaces DNS (``(host, port) -> [ip, ...]``); ``cache`` is the KV
-    namespace for well-known results (optional).
+    ``resolve_host`` replaces A/AAAA look-ups (``(host, port) -> [ip, ...]``) and
+    ``srv_lookup`` SRV look-ups (``name -> [SrvRecord, ...]``, dnspython by default). DNS is
+    replaced as a whole: given ``resolve_host`` but no ``srv_lookup``, no SRV records exist
+    (no real SRV query whose targets a fake resolver would then answer for). ``srv_pick``
+    is the randomness of the weighted choice among SRV records (``pick(total)`` in
+    ``[0, total]``). ``cache`` is the KV namespace for well-known and SRV results (optional).
     """
 
     def __init__(
@@ -120,6 +176,8 @@ class FederationClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         resolve_host: ResolveHost | None = None,
+        srv_lookup: SrvLookup | None = None,
+        srv_pick: PickWeight | None = None,
     ) -> None:
         self.server_name = server_name
         self.signing_key = signing_key
@@ -129,6 +187,10 @@ class FederationClient:
         self.timeout = timeout
         self._transport = transport
         self._resolve_host = resolve_host or _system_resolve
+        if srv_lookup is None:
+            srv_lookup = _no_srv_records if resolve_host is not None else DnsSrvLookup()
+        self._srv_lookup = srv_lookup
+        self._srv_pick = srv_pick or _random_weight
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._ssl_context: ssl.SSLContext | None = None
 
@@ -267,10 +329,10 @@ class FederationClient:
         if destination == self.server_name:
             raise DestinationRefused(destination, "refusing to send a federation request to ourselves")
         try:
-            target = await self.resolve(destination)
+            targets = await self.resolve_targets(destination)
         except ValueError as exc:
             raise DestinationRefused(destination, str(exc)) from None
-        headers = {"Host": target.host_header, "User-Agent": USER_AGENT}
+        headers = {"User-Agent": USER_AGENT}
         body: bytes | None = None
         if content is not None:
             body = encode_canonical_json(content)
@@ -280,7 +342,7 @@ class FederationClient:
                 self.server_name, self.signing_key, destination, method, uri, content
             )
         return await self._exchange(
-            destination, target, method, uri, headers, body, timeout or self.timeout, max_bytes
+            destination, targets, method, uri, headers, body, timeout or self.timeout, max_bytes
         )
 
     @staticmethod
@@ -303,16 +365,61 @@ class FederationClient:
 
     # --- discovery --------------------------------------------------------------------------
     async def resolve(self, server_name: str) -> ServerTarget:
-        """Spec "Resolving server names": IP literal, explicit port, then ``.well-known``
-        delegation (cached in KV), then the hostname on 8448. Raises ValueError for a name
-        that is not a server name."""
+        """The first target ``resolve_targets`` gives for ``server_name``."""
+        return (await self.resolve_targets(server_name))[0]
+
+    async def resolve_targets(self, server_name: str) -> list[ServerTarget]:
+        """Spec "Resolving server names": where to connect for ``server_name``, in the order
+        to try (several only when SRV records name several targets).
+
+        Steps 1/2 (IP literal, explicit port), then ``.well-known`` delegation (3.1/3.2 as
+        given, 3.3/3.4 SRV for a delegated hostname without port, else 3.5 on 8448), then
+        without delegation SRV for the hostname (4/5), then the hostname on 8448 (6).
+        Well-known and SRV answers are cached in KV. Raises ValueError for a name that is not
+        a server name, FederationUnavailable when an SRV answer says the service is not
+        offered (RFC 2782 target ``.``).
+        """
         target = direct_target(server_name)
         if target is not None:
-            return target
+            return [target]
         delegated = await self._well_known(server_name)
         if delegated is not None:
-            return delegated_target(delegated)
-        return fallback_target(server_name)
+            srv_hostname = delegated_srv_hostname(delegated)
+            if srv_hostname is None:
+                return [delegated_target(delegated)]
+            return await self._srv_targets(server_name, srv_hostname) or [delegated_target(delegated)]
+        hostname, _ = split_server_name(server_name)
+        return await self._srv_targets(server_name, hostname) or [fallback_target(server_name)]
+
+    async def _srv_targets(self, server_name: str, hostname: str) -> list[ServerTarget]:
+        """Steps 3.3/3.4 or 4/5: the targets of ``_matrix-fed._tcp.<hostname>``, else those
+        of the deprecated ``_matrix._tcp.<hostname>``, else none."""
+        for name in srv_names(hostname):
+            records = await self._srv_records(name)
+            if srv_service_refused(records):
+                raise FederationUnavailable(server_name, f"{name} says the service is not offered")
+            ordered = order_srv_records(records, self._srv_pick)
+            if ordered:
+                return srv_targets(hostname, ordered)
+        return []
+
+    async def _srv_records(self, name: str) -> list[SrvRecord]:
+        cache_key = SRV_KV_PREFIX + name
+        if self.cache is not None:
+            cached = await self.cache.get(cache_key, type="json")
+            if isinstance(cached, dict) and isinstance(cached.get("records"), list):
+                return [
+                    SrvRecord(*row) for row in cached["records"]
+                    if isinstance(row, list) and len(row) == 4
+                    and all(isinstance(v, int) for v in row[:3]) and isinstance(row[3], str)
+                ]
+        records = await self._srv_lookup(name)
+        if self.cache is not None:
+            rows = [[r.priority, r.weight, r.port, r.target] for r in records]
+            await self.cache.put(
+                cache_key, json.dumps({"records": rows}), expiration_ttl=srv_cache_seconds(records)
+            )
+        return records
 
     async def _well_known(self, hostname: str) -> str | None:
         cache_key = WELL_KNOWN_KV_PREFIX + hostname
@@ -336,7 +443,7 @@ class FederationClient:
             target = ServerTarget(host, port, host_header, None if is_ip_literal(host) else host)
             try:
                 status, body, headers = await self._exchange(
-                    hostname, target, "GET", uri, {"Host": host_header, "User-Agent": USER_AGENT},
+                    hostname, [target], "GET", uri, {"User-Agent": USER_AGENT},
                     None, min(self.timeout, 10.0), WELL_KNOWN_MAX_BYTES, scheme=scheme,
                 )
             except FederationError as exc:
@@ -394,7 +501,7 @@ class FederationClient:
     async def _exchange(
         self,
         destination: str,
-        target: ServerTarget,
+        targets: Sequence[ServerTarget],
         method: str,
         uri: str,
         headers: dict[str, str],
@@ -404,39 +511,58 @@ class FederationClient:
         *,
         scheme: str = "https",
     ) -> tuple[int, bytes, httpx.Headers]:
-        addresses = await self._addresses(destination, target.host, target.port)
-        client = self._client(target.tls_name)
-        extensions: dict[str, Any] = {}
-        if target.tls_name is not None:
-            extensions["sni_hostname"] = target.tls_name
+        """Send the request to the first target, and address of it, that accepts the
+        connection; ``Host`` and SNI come from the target. A target that cannot be resolved,
+        resolves only to refused addresses or refuses every connection gives way to the
+        next (spec: SRV targets may be tried in turn); a timeout or an error after the
+        connection ends the attempt. DestinationRefused when every target was refused by the
+        IP range policy, else FederationUnavailable."""
+        refused: DestinationRefused | None = None
+        unreachable = False
         last_error = "no address"
-        for address in addresses:
-            netloc = f"[{address}]" if ":" in address else address
-            request = client.build_request(
-                method, f"{scheme}://{netloc}:{target.port}{uri}", headers=headers, content=body,
-                extensions=extensions,
-            )
+        for target in targets:
             try:
-                async with asyncio.timeout(timeout):
-                    response = await client.send(request, stream=True)
-                    try:
-                        chunks: list[bytes] = []
-                        size = 0
-                        async for chunk in response.aiter_bytes():
-                            size += len(chunk)
-                            if size > max_bytes:
-                                raise ResponseTooLarge(destination, max_bytes)
-                            chunks.append(chunk)
-                    finally:
-                        await response.aclose()
-                return response.status_code, b"".join(chunks), response.headers
-            except httpx.ConnectError as exc:
-                last_error = f"cannot connect to {netloc}:{target.port}: {exc}"
+                addresses = await self._addresses(destination, target.host, target.port)
+            except DestinationRefused as exc:
+                refused = exc
                 continue
-            except (TimeoutError, httpx.TimeoutException):
-                raise FederationUnavailable(destination, f"timed out after {timeout:.0f}s") from None
-            except httpx.HTTPError as exc:
-                raise FederationUnavailable(destination, f"{type(exc).__name__}: {exc}") from None
+            except FederationUnavailable as exc:
+                unreachable, last_error = True, exc.message
+                continue
+            client = self._client(target.tls_name)
+            extensions: dict[str, Any] = {}
+            if target.tls_name is not None:
+                extensions["sni_hostname"] = target.tls_name
+            request_headers = {**headers, "Host": target.host_header}
+            for address in addresses:
+                netloc = f"[{address}]" if ":" in address else address
+                request = client.build_request(
+                    method, f"{scheme}://{netloc}:{target.port}{uri}", headers=request_headers,
+                    content=body, extensions=extensions,
+                )
+                try:
+                    async with asyncio.timeout(timeout):
+                        response = await client.send(request, stream=True)
+                        try:
+                            chunks: list[bytes] = []
+                            size = 0
+                            async for chunk in response.aiter_bytes():
+                                size += len(chunk)
+                                if size > max_bytes:
+                                    raise ResponseTooLarge(destination, max_bytes)
+                                chunks.append(chunk)
+                        finally:
+                            await response.aclose()
+                    return response.status_code, b"".join(chunks), response.headers
+                except httpx.ConnectError as exc:
+                    unreachable, last_error = True, f"cannot connect to {netloc}:{target.port}: {exc}"
+                    continue
+                except (TimeoutError, httpx.TimeoutException):
+                    raise FederationUnavailable(destination, f"timed out after {timeout:.0f}s") from None
+                except httpx.HTTPError as exc:
+                    raise FederationUnavailable(destination, f"{type(exc).__name__}: {exc}") from None
+        if refused is not None and not unreachable:
+            raise refused
         raise FederationUnavailable(destination, last_error)
 
 
