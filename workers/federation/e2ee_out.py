@@ -15,7 +15,9 @@ Spec: server-server API "EDUs" and the sections naming each one:
   never leave the server).
 - "Presence": ``m.presence`` to the servers sharing a room with the user, only when the
   state or status message changed since the last one sent, and at most
-  ``PRESENCE_EDUS_PER_MINUTE`` per user.
+  ``PRESENCE_EDUS_PER_MINUTE`` per user; and again, unchanged, every ping interval while
+  the user is not offline (other servers time out presence they stop hearing about; see
+  durable/presence_rules.py).
 
 Each EDU goes to the destination's persisted queue (``env.DESTINATIONS``), which retries;
 queueing never fails the client request that caused it (logged instead).
@@ -168,6 +170,16 @@ async def read_receipt_sent(
 async def presence_changed(env: Any, user_id: str, row: Mapping[str, Any]) -> None:
     """Send the user's presence (a stored ``presence`` row) if it differs from the last one
     sent and the user is under the rate limit."""
+    await _send_presence(env, user_id, row, repeat=False)
+
+
+async def presence_ping(env: Any, user_id: str, row: Mapping[str, Any]) -> None:
+    """Send the user's presence again even though it did not change: the periodic re-send
+    that keeps other servers from timing the user out (durable/presence_rules.py)."""
+    await _send_presence(env, user_id, row, repeat=True)
+
+
+async def _send_presence(env: Any, user_id: str, row: Mapping[str, Any], *, repeat: bool) -> None:
     servers = _others(env, await servers_sharing_rooms(env.DB, user_id))
     if not servers:
         return
@@ -175,7 +187,7 @@ async def presence_changed(env: Any, user_id: str, row: Mapping[str, Any]) -> No
     raw = await env.CACHE.get(key)
     last = json.loads(raw) if raw else {"state": None, "status_msg": None, "window": []}
     now = now_ms()
-    if (last["state"], last["status_msg"]) == (row["state"], row["status_msg"]):
+    if not repeat and (last["state"], last["status_msg"]) == (row["state"], row["status_msg"]):
         return
     window = [t for t in last["window"] if now - t < 60_000]
     if len(window) >= PRESENCE_EDUS_PER_MINUTE:

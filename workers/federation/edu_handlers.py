@@ -9,7 +9,9 @@ anything malformed (it does not fail the transaction that carried it).
 - "Typing Notifications", "Receipts": "Receiving servers should verify that the user is in
   the room, and is a user belonging to the sending server." Both are ignored for a room
   whose server ACL denies the sending server ("Server Access Control Lists (ACLs)").
-- "Presence": kept for users sharing a room with one of ours (nobody else would see it).
+- "Presence": kept for users sharing a room with one of ours (nobody else would see it),
+  by the user's presence actor (durable/presence.py), which makes it ``offline`` when their
+  server sends nothing about them for the federation timeout.
 - "Send-to-device messaging": delivered to our users' devices (``*``: all of them);
   ``message_id`` makes a repeat harmless; messages for unknown users or devices are dropped.
 - "Device Management": ``m.device_list_update`` is applied to our cached copy of the list
@@ -28,7 +30,6 @@ from d1 import ephemeral as ephemeral_db
 from d1 import remote_devices
 from d1 import to_device as to_device_db
 from d1.database import D1Error
-from d1.device_lists import joined_rooms
 from d1.remote_devices import RemoteDevice
 from d1.room_servers import is_joined
 from workers.auth import is_local_user, is_valid_user_id, now_ms
@@ -125,7 +126,6 @@ async def on_receipt(env: Any, origin: str, content: JsonDict) -> None:
 
 
 async def on_presence(env: Any, origin: str, content: JsonDict) -> None:
-    db = env.DB
     push = content.get("push")
     if not isinstance(push, list):
         return
@@ -142,8 +142,8 @@ async def on_presence(env: Any, origin: str, content: JsonDict) -> None:
         if not await shares_room_with_us(env, user_id):
             continue
         last_active = now - ago if _is_int(ago) and 0 <= ago <= now else now
-        await db.batch(ephemeral_db.put_presence(db, user_id, state, status_msg, last_active))
-        env.NOTIFIER.notify([user_id, *await joined_rooms(db, user_id)])
+        # The user's presence actor stores it and times it out if their server goes quiet.
+        await env.PRESENCE.get_by_name(user_id).remote_update(state, status_msg, last_active)
 
 
 # --- to-device -----------------------------------------------------------------------------
