@@ -70,7 +70,7 @@ def _presence_of(body: dict[str, Any], user_id: str) -> list[str]:
 
 
 def _stored(fed: FedApp, user_id: str) -> dict[str, Any]:
-    """The user's stored presence row (GET /presence answers for our users only)."""
+    """The user's stored presence row."""
     row = fed.call(ephemeral_db.get_presence, fed.env.DB, user_id)
     assert row is not None
     return row
@@ -158,3 +158,18 @@ def test_our_online_users_presence_is_sent_again_every_ping_interval(
     count = len(_pushes_about(peer, alice.user_id))
     time.sleep(3 * PING_MS / 1000)
     assert len(_pushes_about(peer, alice.user_id)) == count
+
+
+def test_remote_presence_is_read_through_the_client_api(fed: FedApp, peer: ForgedPeer, alice: LocalUser) -> None:
+    """GET /presence/{userId}/status answers for a remote user as for ours: what their
+    server last sent, to users sharing a room with them."""
+    send_edus(fed, peer, [_push(BOB, "online", "here")])
+    body = alice.ok("GET", f"/presence/{q(BOB)}/status")
+    assert (body["presence"], body["status_msg"], body["currently_active"]) == ("online", "here", True)
+    # A remote user we have heard nothing of, sharing a room: offline.
+    peer_joins(fed, peer, alice.create_room(), "@carol:remote.test")
+    assert alice.ok("GET", f"/presence/{q('@carol:remote.test')}/status")["presence"] == "offline"
+    # Someone sharing no room with bob may not see his presence.
+    dave = LocalUser(fed, "dave")
+    refused = dave.request("GET", f"/presence/{q(BOB)}/status")
+    assert refused.status_code == 403 and refused.json()["errcode"] == "M_FORBIDDEN"

@@ -94,6 +94,7 @@ def test_synapse_as_notary_serves_our_keys(ours: LocalServer, synapse: SynapsePe
         ours.env.FEDERATION.get_json, synapse.server_name,
         f"/_matrix/key/v2/query/{urllib.parse.quote(ours.server_name)}",
     )
+    assert len(body["server_keys"]) == 1, body
     (keys,) = body["server_keys"]
     verify_signed_json(keys, ours.server_name, get_verify_key(ours.env.signing_key))
     verify_signed_json(keys, synapse.server_name, get_verify_key(synapse.signing_key))

@@ -256,8 +256,10 @@ async def put_presence(request: Request, env: Any) -> JsonDict:
 async def get_presence(request: Request, env: Any) -> JsonDict:
     requester = await require_user(request, env)
     user_id = request.path_params["user_id"]
-    if not is_local_user(env, user_id) or not await user_exists(env.DB, user_id):
+    if is_local_user(env, user_id) and not await user_exists(env.DB, user_id):
         raise MatrixError(404, Codes.NOT_FOUND, f"Unknown user {user_id}")
+    # A remote user's presence is what their server last sent us (made offline by their
+    # presence actor when it goes stale), visible like a local user's to those sharing a room.
     if user_id != requester.user_id and user_id not in await device_lists.users_sharing_a_room(
         env.DB, requester.user_id
     ):
