@@ -150,6 +150,10 @@ class ServerConfig:
     # Presence: offline this long after the last sync, unavailable after this long idle (ms).
     presence_sync_timeout_ms: int = 30_000
     presence_idle_ms: int = 5 * 60 * 1000
+    # Remote users go offline this long after their server's last update; our users' presence
+    # is sent again this often while they are not offline (Synapse's 30 and 25 minutes).
+    presence_federation_timeout_ms: int = 30 * 60 * 1000
+    presence_federation_ping_ms: int = 25 * 60 * 1000
     # /.well-known/matrix/support (404 when both are empty).
     support_page: str = ""
     support_contacts: tuple[SupportContact, ...] = ()

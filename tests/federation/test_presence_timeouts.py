@@ -7,7 +7,6 @@ ping interval. The server runs with timeouts of a second or so (30 and 25 min by
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -15,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from d1 import ephemeral as ephemeral_db
-from local_runtime.config import ServerConfig, load_config
+from local_runtime.config import load_config
 from local_runtime.server import build_app
 from tests.federation.conftest import OURS, FedApp
 from tests.federation.e2ee_support import LocalUser, peer_joins, q, send_edus, sent_edus
@@ -26,20 +25,11 @@ TIMEOUT_MS = 1_500
 PING_MS = 400
 
 
-@dataclass(frozen=True)
-class ShortPresenceConfig(ServerConfig):
-    """The server's configuration with short federation presence timers."""
-
-    presence_federation_timeout_ms: int = TIMEOUT_MS
-    presence_federation_ping_ms: int = PING_MS
-
-
 @pytest.fixture
 def fed(tmp_path: Path, network: PeerNetwork) -> Iterator[FedApp]:
-    base = load_config(data_dir=str(tmp_path), server_name=OURS)
-    values = {f.name: getattr(base, f.name) for f in fields(base)}
-    values.update(presence_federation_timeout_ms=TIMEOUT_MS, presence_federation_ping_ms=PING_MS)
-    with TestClient(build_app(ShortPresenceConfig(**values))) as client:
+    config = load_config(data_dir=str(tmp_path), server_name=OURS,
+                         presence_federation_timeout_ms=TIMEOUT_MS, presence_federation_ping_ms=PING_MS)
+    with TestClient(build_app(config)) as client:
         app = FedApp(client, network)
         real = app.env.FEDERATION
         app.env.FEDERATION = client_for(app.env, network)
