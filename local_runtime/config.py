@@ -29,18 +29,35 @@ Support information (``[server]``), served at ``/.well-known/matrix/support``:
 ``support_page`` (a URL) and ``support_contacts``, a list of tables each with a ``role``
 (``m.role.admin``, ``m.role.security`` or a namespaced role) and at least one of
 ``matrix_id`` and ``email_address``. With neither key set that document answers 404.
+
+Notaries (``[server]``): ``trusted_key_servers``, a list of tables each with a ``server_name``
+and ``verify_keys`` (key ID -> unpadded base64 public key), Synapse's shape. When a server's
+signing key cannot be had from the server itself, these are asked in turn through
+``POST /_matrix/key/v2/query`` (server-server API "Querying Keys Through Another Server");
+their answers must be signed by them with one of the configured keys. A notary listed
+without ``verify_keys`` is trusted with whatever key it serves over TLS (a warning is logged
+at start-up; with ``federation_verify_tls`` off this also needs ``accept_keys_insecurely =
+true``). The default is empty: unlike Synapse, this server does not ask matrix.org (or
+anyone) unless told to.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from signedjson.key import decode_verify_key_base64
+
+from durable.events.identifiers import is_valid_server_name
 from durable.room_versions import KNOWN_ROOM_VERSIONS, DEFAULT_ROOM_VERSION
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -105,6 +122,65 @@ def _support_contact(value: Any) -> SupportContact:
 
 
 @dataclass(frozen=True)
+class TrustedKeyServer:
+    """A notary to ask for other servers' keys (server-server API "Querying Keys Through
+    Another Server"). ``verify_keys`` are its public keys as ``(key ID, unpadded base64)``
+    pairs; None when not configured, in which case its key is fetched from it over TLS."""
+
+    server_name: str
+    verify_keys: tuple[tuple[str, str], ...] | None = None
+    accept_keys_insecurely: bool = False
+
+
+_KEY_ID = re.compile(r"ed25519:[a-zA-Z0-9_]+")
+
+
+def _trusted_key_server(value: Any, verify_tls: bool) -> TrustedKeyServer:
+    """A configured notary (a table, or a TrustedKeyServer), checked; ConfigError otherwise.
+
+    Key IDs must be ``ed25519:`` with a version of ``[a-zA-Z0-9_]`` (spec: "Server Keys",
+    ``verify_keys``) and each key must decode as an ed25519 public key."""
+    if isinstance(value, TrustedKeyServer):
+        keys = None if value.verify_keys is None else dict(value.verify_keys)
+        value = {"server_name": value.server_name, "verify_keys": keys,
+                 "accept_keys_insecurely": value.accept_keys_insecurely}
+    if not isinstance(value, Mapping):
+        raise ConfigError("each of trusted_key_servers must be a table with server_name and verify_keys")
+    unknown = set(value) - {"server_name", "verify_keys", "accept_keys_insecurely"}
+    if unknown:
+        raise ConfigError(f"unknown keys in a trusted key server: {', '.join(sorted(unknown))}")
+    name = value.get("server_name")
+    if not isinstance(name, str) or not is_valid_server_name(name):
+        raise ConfigError(f"trusted key server name {name!r} is not a server name")
+    insecure = value.get("accept_keys_insecurely", False)
+    if not isinstance(insecure, bool):
+        raise ConfigError(f"trusted key server {name}: accept_keys_insecurely must be true or false")
+    keys = value.get("verify_keys")
+    if keys is None:
+        if not verify_tls and not insecure:
+            raise ConfigError(
+                f"trusted key server {name} has no verify_keys and federation_verify_tls is off:"
+                " its answers could not be authenticated at all; give its verify_keys"
+                " (or set accept_keys_insecurely = true if you are sure)"
+            )
+        return TrustedKeyServer(name, None, insecure)
+    if not isinstance(keys, Mapping) or not keys:
+        raise ConfigError(f"trusted key server {name}: verify_keys must be a non-empty table of key ID = key")
+    checked: list[tuple[str, str]] = []
+    for key_id, key in keys.items():
+        if not isinstance(key_id, str) or _KEY_ID.fullmatch(key_id) is None:
+            raise ConfigError(f"trusted key server {name}: {key_id!r} is not an ed25519 key ID")
+        if not isinstance(key, str):
+            raise ConfigError(f"trusted key server {name}: key {key_id} must be an unpadded base64 string")
+        try:
+            decode_verify_key_base64("ed25519", key_id.partition(":")[2], key)
+        except (ValueError, TypeError):  # bad base64, or not 32 bytes
+            raise ConfigError(f"trusted key server {name}: key {key_id} is not an ed25519 public key") from None
+        checked.append((key_id, key))
+    return TrustedKeyServer(name, tuple(checked), insecure)
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     server_name: str = "localhost:8008"
     host: str = "127.0.0.1"
@@ -157,6 +233,8 @@ class ServerConfig:
     # /.well-known/matrix/support (404 when both are empty).
     support_page: str = ""
     support_contacts: tuple[SupportContact, ...] = ()
+    # Notaries asked for a server's keys when it cannot be asked itself (none by default).
+    trusted_key_servers: tuple[TrustedKeyServer, ...] = ()
     bindings: Bindings = field(default_factory=Bindings)
 
     @property
@@ -189,7 +267,19 @@ class ServerConfig:
             raise ConfigError("max_upload_size must be at least 1 byte")
         if self.media_upload_per_second <= 0 or self.media_upload_burst < 1:
             raise ConfigError("media_upload_per_second must be > 0 and media_upload_burst >= 1")
-        return self._validated_federation()._validated_support()
+        return self._validated_federation()._validated_support()._validated_key_servers()
+
+    def _validated_key_servers(self) -> "ServerConfig":
+        servers = self.trusted_key_servers
+        if isinstance(servers, (str, Mapping)) or not isinstance(servers, (list, tuple)):
+            raise ConfigError("trusted_key_servers must be a list of tables")
+        checked = tuple(_trusted_key_server(s, self.federation_verify_tls) for s in servers)
+        names = [s.server_name for s in checked]
+        if self.server_name in names:
+            raise ConfigError("trusted_key_servers must not list this server itself")
+        if len(set(names)) != len(names):
+            raise ConfigError("trusted_key_servers lists a server more than once")
+        return replace(self, trusted_key_servers=checked)
 
     def _validated_support(self) -> "ServerConfig":
         if not isinstance(self.support_page, str):
@@ -252,4 +342,12 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ServerConfi
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if "public_baseurl" not in overrides and not config.public_baseurl:
         config = replace(config, public_baseurl=config.base_url)
-    return config.validate()
+    config = config.validate()
+    for notary in config.trusted_key_servers:
+        if notary.verify_keys is None:
+            log.warning(
+                "trusted key server %s has no verify_keys: its answers will be checked with"
+                " whatever key it serves over TLS; configure its keys to pin them",
+                notary.server_name,
+            )
+    return config

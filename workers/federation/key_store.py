@@ -11,7 +11,13 @@ Spec: server-server API "Retrieving server keys" / "Publishing Keys" and keys.ya
   ``origin_server_ts`` is within it; before, validity is ignored. Request authentication
   always uses the current time.
 
-This server fetches keys directly from the origin (no notary of its own choosing).
+Keys are fetched directly from the origin first. When that fails (unreachable, an error, an
+invalid response, or no usable key of that ID), the notaries of the ``trusted_key_servers``
+setting are asked in turn ("Querying Keys Through Another Server",
+``POST /_matrix/key/v2/query``); none by default. A notary's entry is accepted only when it is
+for the server asked about, passes every check above (it is the origin's own self-signed
+response), is also signed by the notary, and holds the wanted key usable at the time asked;
+it is then stored exactly as a direct answer is.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import json
 import logging
 from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from nacl.signing import VerifyKey
 from signedjson.key import decode_verify_key_base64
@@ -40,6 +46,7 @@ REFETCH_INTERVAL_SECONDS = 60  # at most one origin fetch per server per minute
 KEY_KV_PREFIX = "fed:key:"
 FETCHED_KV_PREFIX = "fed:keyfetch:"
 SERVER_KEYS_PATH = "/_matrix/key/v2/server"
+NOTARY_QUERY_PATH = "/_matrix/key/v2/query"
 
 
 class KeyStoreError(LookupError):
@@ -52,6 +59,18 @@ class KeyResponseError(KeyStoreError):
 
 class KeyNotFound(KeyStoreError):
     """No key with that ID, valid at the requested time, is known or could be fetched."""
+
+
+class Notary(Protocol):
+    """A trusted key server as configured (``local_runtime.config.TrustedKeyServer``):
+    its name and its ``(key ID, unpadded base64)`` public keys, or None when they are to be
+    fetched from it."""
+
+    @property
+    def server_name(self) -> str: ...
+
+    @property
+    def verify_keys(self) -> tuple[tuple[str, str], ...] | None: ...
 
 
 @dataclass(frozen=True)
@@ -118,21 +137,7 @@ def verify_server_keys_response(
         keys[key_id] = StoredKey(server_name, key_id, key_b64, effective_until)
     if not decoded:
         raise KeyResponseError("no ed25519 key in verify_keys")
-    signatures = response.get("signatures")
-    own = signatures.get(server_name) if isinstance(signatures, dict) else None
-    if not isinstance(own, dict):
-        raise KeyResponseError("key response is not signed by its server")
-    checked = 0
-    for key_id in own:
-        if key_id not in decoded:
-            continue
-        try:
-            verify_signed_json(response, server_name, decoded[key_id])
-        except SignatureVerifyException:
-            raise KeyResponseError(f"signature under {key_id} does not verify") from None
-        checked += 1
-    if checked == 0:
-        raise KeyResponseError("key response is not signed with any of its verify_keys")
+    check_signed_by(response, server_name, decoded)
     old = response.get("old_verify_keys", {})
     if isinstance(old, dict):
         for key_id, entry in old.items():
@@ -145,6 +150,93 @@ def verify_server_keys_response(
                 continue
             keys[key_id] = StoredKey(server_name, key_id, key_b64, expired, expired)
     return list(keys.values())
+
+
+def check_signed_by(response: Mapping[str, Any], signer: str, keys: Mapping[str, VerifyKey]) -> None:
+    """Require ``response`` to carry at least one signature by ``signer`` under a key ID of
+    ``keys``, and every such signature to verify (spec appendices, "Checking for a
+    signature"). Signatures under other key IDs are ignored. Raises KeyResponseError."""
+    signatures = response.get("signatures")
+    own = signatures.get(signer) if isinstance(signatures, Mapping) else None
+    if not isinstance(own, Mapping):
+        raise KeyResponseError(f"key response is not signed by {signer}")
+    checked = 0
+    for key_id in own:
+        if key_id not in keys:
+            continue
+        try:
+            verify_signed_json(dict(response), signer, keys[key_id])
+        except SignatureVerifyException:
+            raise KeyResponseError(f"signature of {signer} under {key_id} does not verify") from None
+        checked += 1
+    if checked == 0:
+        raise KeyResponseError(f"key response is not signed by {signer} with any of {', '.join(sorted(keys)) or 'no key'}")
+
+
+def notary_key_ids(body: Any, server_name: str, notary_name: str) -> list[str]:
+    """The ed25519 key IDs ``notary_name`` signed the entries for ``server_name`` of a
+    ``/_matrix/key/v2/query`` answer with (to fetch when its keys are not configured)."""
+    entries = body.get("server_keys") if isinstance(body, dict) else None
+    found: list[str] = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or entry.get("server_name") != server_name:
+            continue
+        signatures = entry.get("signatures")
+        by_notary = signatures.get(notary_name) if isinstance(signatures, dict) else None
+        for key_id in by_notary if isinstance(by_notary, dict) else ():
+            if key_id.startswith("ed25519:") and key_id not in found:
+                found.append(key_id)
+    return found
+
+
+def verify_notary_response(
+    body: Any,
+    server_name: str,
+    key_id: str,
+    at_ts: int | None,
+    notary_name: str,
+    notary_keys: Mapping[str, VerifyKey],
+    now: int,
+) -> tuple[dict[str, Any], list[StoredKey]]:
+    """Pick the entry for ``server_name`` of a notary's ``/_matrix/key/v2/query`` answer and
+    return it (with only the origin's signatures, as stored for direct fetches) and its keys.
+
+    Spec "Querying Keys Through Another Server": the notary returns the queried server's own
+    key responses, which it signs in addition. An entry is accepted when it is for
+    ``server_name``, passes ``verify_server_keys_response`` (shape, self-signature by the
+    origin with a key it lists, ``valid_until_ts`` capped at ``now`` + 7 days), is signed by
+    ``notary_name`` with one of ``notary_keys`` (every such signature verifying), and holds
+    ``key_id`` usable at ``at_ts`` (a current key within its validity, or an old key before
+    its ``expired_ts``). Of several accepted entries the one valid the longest wins. Raises
+    KeyResponseError saying why each entry was refused.
+    """
+    entries = body.get("server_keys") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        raise KeyResponseError(f"the answer of {notary_name} has no server_keys list")
+    refusals: list[str] = []
+    best: tuple[dict[str, Any], list[StoredKey]] | None = None
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("server_name") != server_name:
+            name = entry.get("server_name") if isinstance(entry, dict) else None
+            refusals.append(f"an entry is for {name!r}")
+            continue
+        try:
+            keys = verify_server_keys_response(entry, server_name, now)
+            check_signed_by(entry, notary_name, notary_keys)
+        except KeyResponseError as exc:
+            refusals.append(str(exc))
+            continue
+        wanted = next((k for k in keys if k.key_id == key_id), None)
+        if wanted is None or not wanted.usable_at(at_ts):
+            refusals.append(f"an entry has no key {key_id} usable at {at_ts}")
+            continue
+        if best is None or entry["valid_until_ts"] > best[0]["valid_until_ts"]:
+            best = (entry, keys)
+    if best is None:
+        reasons = "; ".join(refusals) or "no entries"
+        raise KeyResponseError(f"{notary_name} gave no acceptable keys of {server_name}: {reasons}")
+    entry, keys = best
+    return dict(entry, signatures={server_name: entry["signatures"][server_name]}), keys
 
 
 # --- storage ----------------------------------------------------------------------------------
@@ -234,6 +326,48 @@ async def fetch_server_keys(env: Any, server_name: str) -> dict[str, Any]:
     return response
 
 
+def _configured_keys(notary: Notary) -> dict[str, VerifyKey]:
+    return {
+        key_id: decode_verify_key_base64("ed25519", key_id.partition(":")[2], key)
+        for key_id, key in notary.verify_keys or ()
+    }
+
+
+async def _notary_keys(env: Any, notary: Notary, body: Any, server_name: str) -> dict[str, VerifyKey]:
+    """The notary's configured keys, or else those it signed with, fetched from it directly."""
+    if notary.verify_keys is not None:
+        return _configured_keys(notary)
+    keys: dict[str, VerifyKey] = {}
+    for key_id in notary_key_ids(body, server_name, notary.server_name):
+        try:
+            keys[key_id] = await _remote_key(env, notary.server_name, key_id, now_ms(), through_notaries=False)
+        except KeyStoreError as exc:
+            log.info("key %s of notary %s: %s", key_id, notary.server_name, exc)
+    return keys
+
+
+async def fetch_key_through_notary(
+    env: Any, notary: Notary, server_name: str, key_id: str, at_ts: int | None
+) -> list[StoredKey]:
+    """Ask ``notary`` for ``server_name``'s key ``key_id`` (valid until at least ``at_ts``, or
+    now when None), check its answer (``verify_notary_response``) and store the accepted
+    response as a direct fetch is stored. Raises KeyStoreError."""
+    minimum = at_ts if at_ts is not None else now_ms()
+    query = {"server_keys": {server_name: {key_id: {"minimum_valid_until_ts": minimum}}}}
+    try:
+        body = await federation_client(env).post_json(notary.server_name, NOTARY_QUERY_PATH, query)
+    except FederationError as exc:
+        raise KeyStoreError(f"cannot query notary {notary.server_name}: {exc.message}") from None
+    notary_keys = await _notary_keys(env, notary, body, server_name)
+    fetched = now_ms()
+    response, keys = verify_notary_response(
+        body, server_name, key_id, at_ts, notary.server_name, notary_keys, fetched
+    )
+    await store_server_keys(env, server_name, response, keys, fetched)
+    log.info("fetched %d keys of %s through %s", len(keys), server_name, notary.server_name)
+    return keys
+
+
 async def _own_key(env: Any, key_id: str, at_ts: int | None) -> VerifyKey:
     current = env.signing_key
     if f"{current.alg}:{current.version}" == key_id:
@@ -252,11 +386,19 @@ async def get_verify_key(env: Any, server_name: str, key_id: str, at_ts: int | N
     validity, as room versions 1-4 do).
 
     Looks in KV, then D1; when the key is unknown or no longer valid at ``at_ts``, fetches the
-    server's keys from the server itself (at most once a minute per server) and looks again.
-    Our own keys come from ``env.signing_key`` and ``server_signing_keys``. Raises KeyNotFound.
+    server's keys from the server itself and, if that does not give the key, asks the
+    configured notaries in turn (at most one such round a minute per server), then looks
+    again. Our own keys come from ``env.signing_key`` and ``server_signing_keys``. Raises
+    KeyNotFound.
     """
     if server_name == env.config.server_name:
         return await _own_key(env, key_id, at_ts)
+    return await _remote_key(env, server_name, key_id, at_ts, through_notaries=True)
+
+
+async def _remote_key(
+    env: Any, server_name: str, key_id: str, at_ts: int | None, *, through_notaries: bool
+) -> VerifyKey:
     known = await _lookup(env, server_name, key_id)
     if known is not None and known.usable_at(at_ts):
         return known.decoded()
@@ -270,6 +412,18 @@ async def get_verify_key(env: Any, server_name: str, key_id: str, at_ts: int | N
         known = await _lookup(env, server_name, key_id)
         if known is not None and known.usable_at(at_ts):
             return known.decoded()
+        notaries = env.config.trusted_key_servers if through_notaries else ()
+        for notary in notaries:
+            if notary.server_name == server_name:
+                continue  # the server itself was just asked
+            try:
+                await fetch_key_through_notary(env, notary, server_name, key_id, at_ts)
+            except KeyStoreError as exc:
+                log.info("key %s of %s through %s: %s", key_id, server_name, notary.server_name, exc)
+                continue
+            known = await _lookup(env, server_name, key_id)
+            if known is not None and known.usable_at(at_ts):
+                return known.decoded()
     if known is not None:
         raise KeyNotFound(f"key {key_id} of {server_name} is not valid at {at_ts}")
     raise KeyNotFound(f"unknown key {key_id} of {server_name}")
