@@ -3,9 +3,9 @@
 Spec: https://spec.matrix.org/v1.19/rooms/ — every stable room version (1 to 12).
 Code branches on these flags, never on version strings.
 
-Room version 1 needs state resolution v1, which this server does not implement: it is
-absent from ``KNOWN_ROOM_VERSIONS``, so creating or joining a v1 room is refused with
-``M_UNSUPPORTED_ROOM_VERSION``.
+Room version 1 differs from version 2 only in its state resolution algorithm (v1): same
+event format, redaction and authorisation rules (rooms/v2.md: "uses the base components of
+room version 1, changing only the state resolution algorithm").
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def _v(identifier: str, **flags: object) -> RoomVersion:
     return RoomVersion(identifier=identifier, **base)  # type: ignore[arg-type]
 
 
+V1 = _v("1", state_res=StateResAlgorithm.V1)
 V2 = _v("2")
 V3 = _v("3", event_format=EventFormat.V2)
 V4 = _v("4", event_format=EventFormat.V3)
@@ -127,7 +128,7 @@ V12 = _v(
 )
 
 KNOWN_ROOM_VERSIONS: dict[str, RoomVersion] = {
-    v.identifier: v for v in (V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12)
+    v.identifier: v for v in (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12)
 }
 
 DEFAULT_ROOM_VERSION = "12"

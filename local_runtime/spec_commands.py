@@ -73,10 +73,9 @@ def _event(pdu: object, room_version: RoomVersion, what: str) -> Event:
         edges = pdu.get(name, [])
         if not isinstance(edges, list) or not all(_is_edge(e, room_version) for e in edges):
             raise BadInput(f"{what} has {name!r} that is not a list of event IDs")
-    if "origin_server_ts" in pdu and (
-        not isinstance(pdu["origin_server_ts"], int) or isinstance(pdu["origin_server_ts"], bool)
-    ):
-        raise BadInput(f"{what} has an origin_server_ts that is not an integer")
+    for name, article in (("origin_server_ts", "an"), ("depth", "a")):  # sort keys of state res
+        if name in pdu and (not isinstance(pdu[name], int) or isinstance(pdu[name], bool)):
+            raise BadInput(f"{what} has {article} {name} that is not an integer")
     given = pdu.get("event_id")
     form = federation_form(pdu, room_version)
     if isinstance(given, str):

@@ -1,6 +1,8 @@
-"""State resolution v2 (room versions 2 to 11) and v2.1 (room version 12).
+"""State resolution: v1 (room version 1), v2 (room versions 2 to 11) and v2.1 (room version 12).
 
-Spec: rooms v2 "State resolution" algorithm and rooms v12 "State resolution" (MSC4297).
+Spec: rooms v1 "State resolution" (in ``v1``), rooms v2 "State resolution" algorithm and rooms
+v12 "State resolution" (MSC4297). ``resolve_state`` picks the algorithm from the room
+version's ``state_res`` flag.
 """
 
 from __future__ import annotations
@@ -17,10 +19,7 @@ from .iterative import iterative_auth_checks
 from .ordering import mainline_sort, power_sort_key, reverse_topological_power_sort
 from .power import POWER_LEVELS_KEY, is_power_event, sender_power_level
 from .subgraph import conflicted_state_subgraph
-
-
-class UnsupportedStateResAlgorithm(ValueError):
-    """The room version does not use state resolution v2 or v2.1."""
+from .v1 import resolve_state_v1
 
 
 @dataclass
@@ -43,7 +42,8 @@ def resolve_state(
 ) -> dict[StateKey, str]:
     """Resolve ``state_sets`` (maps of (type, state_key) to event ID) into one state map.
 
-    Follows the spec's five steps:
+    Room versions with state resolution v1 go to ``resolve_state_v1`` (``auth_chain`` is not
+    used there). For v2 and v2.1, follows the spec's five steps:
 
     1. Take the power events of the full conflicted set (conflicted state set ∪ auth
        difference, plus the conflicted state subgraph in v2.1) together with their auth
@@ -60,6 +60,8 @@ def resolve_state(
     when given, returns an event's full auth chain from the caller's cache. Pure: no I/O of
     its own, and the result depends neither on the order of ``state_sets`` nor on dict order.
     """
+    if room_version.state_res is StateResAlgorithm.V1:
+        return resolve_state_v1(room_version, state_sets, get_event)
     return _resolve(room_version, state_sets, get_event, auth_chain, None)
 
 
@@ -70,8 +72,6 @@ def _resolve(
     auth_chain: Callable[[str], set[str]] | None,
     trace: ResolutionTrace | None,
 ) -> dict[StateKey, str]:
-    if room_version.state_res not in (StateResAlgorithm.V2, StateResAlgorithm.V2_1):
-        raise UnsupportedStateResAlgorithm(room_version.identifier)
     if not state_sets:
         return {}
     split = split_state(state_sets)

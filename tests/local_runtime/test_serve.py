@@ -62,7 +62,7 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['[server]\nnot_a_key = 1\n', '[server]\ndefault_room_version = "1"\n', "not toml ["],
+    ['[server]\nnot_a_key = 1\n', '[server]\ndefault_room_version = "99"\n', "not toml ["],
 )
 def test_bad_config_is_refused(tmp_path: Path, text: str) -> None:
     path = tmp_path / "c.toml"

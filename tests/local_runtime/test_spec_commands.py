@@ -159,7 +159,7 @@ def test_resolve_state_batch_answers_in_order_and_reports_bad_lines() -> None:
         ("{", "not valid JSON"),
         ("[]", "not a JSON object"),
         ('{"state_sets": [], "events": []}', "room_version"),
-        ('{"room_version": "1", "state_sets": [], "events": []}', "unknown room version"),
+        ('{"room_version": "0", "state_sets": [], "events": []}', "unknown room version"),
         ('{"room_version": 10, "state_sets": [], "events": []}', "room_version"),
         ('{"room_version": "10", "state_sets": [["$x"]], "events": []}', "no event '$x'"),
         ('{"room_version": "10", "state_sets": {}, "events": []}', "state_sets"),

@@ -10,6 +10,7 @@ for information" (query/directory).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Iterable
 
@@ -62,6 +63,10 @@ def _complete(template: dict[str, Any], version_id: str, env: Any, extra: dict[s
     pdu.pop("hashes", None)
     pdu.pop("signatures", None)
     pdu.pop("unsigned", None)
+    if version.event_id_in_event:
+        # Room versions 1 and 2: the event ID is ours to make, under our own server name (its
+        # domain's server must sign the event); a template's event_id is the remote server's.
+        pdu["event_id"] = f"${os.urandom(12).hex()}:{env.config.server_name}"
     signed = sign_event(add_content_hash(pdu), version, env.config.server_name, env.signing_key)
     try:
         validate_pdu(signed, version)

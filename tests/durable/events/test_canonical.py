@@ -15,7 +15,7 @@ STRICT = [v for v in KNOWN_ROOM_VERSIONS.values() if v.strict_canonicaljson]
 
 
 def test_version_split() -> None:
-    assert [v.identifier for v in LENIENT] == ["2", "3", "4", "5"]
+    assert [v.identifier for v in LENIENT] == ["1", "2", "3", "4", "5"]
     assert [v.identifier for v in STRICT] == ["6", "7", "8", "9", "10", "11", "12"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from durable.events import redact
 from durable.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
 
-ALL = list(KNOWN_ROOM_VERSIONS)  # "2".."12"
+ALL = list(KNOWN_ROOM_VERSIONS)  # "1".."12"
 
 
 def versions(first: str, last: str) -> list[str]:
@@ -55,7 +55,7 @@ FULL_PDU: dict[str, Any] = {
 }
 
 TOP_LEVEL_EXPECTED: dict[str, set[str]] = {
-    "2": BASE_KEYS | PRE_V11_EXTRA | {"event_id"},
+    **{v: BASE_KEYS | PRE_V11_EXTRA | {"event_id"} for v in versions("1", "2")},
     **{v: BASE_KEYS | PRE_V11_EXTRA for v in versions("3", "10")},
     **{v: BASE_KEYS for v in versions("11", "12")},
 }
@@ -103,7 +103,7 @@ CONTENT_TABLE: list[tuple[str, dict[str, Any], dict[tuple[str, ...], dict[str, A
         "m.room.member",
         MEMBER,
         {
-            tuple(versions("2", "8")): {"membership": "join"},
+            tuple(versions("1", "8")): {"membership": "join"},
             tuple(versions("9", "10")): {
                 "membership": "join",
                 "join_authorised_via_users_server": "@bob:other.org",
@@ -119,7 +119,7 @@ CONTENT_TABLE: list[tuple[str, dict[str, Any], dict[tuple[str, ...], dict[str, A
         "m.room.create",
         CREATE,
         {
-            tuple(versions("2", "10")): {"creator": "@alice:example.org"},
+            tuple(versions("1", "10")): {"creator": "@alice:example.org"},
             tuple(versions("11", "12")): CREATE,
         },
     ),
@@ -127,7 +127,7 @@ CONTENT_TABLE: list[tuple[str, dict[str, Any], dict[tuple[str, ...], dict[str, A
         "m.room.join_rules",
         JOIN_RULES,
         {
-            tuple(versions("2", "7")): {"join_rule": "restricted"},
+            tuple(versions("1", "7")): {"join_rule": "restricted"},
             tuple(versions("8", "12")): {"join_rule": "restricted", "allow": JOIN_RULES["allow"]},
         },
     ),
@@ -135,7 +135,7 @@ CONTENT_TABLE: list[tuple[str, dict[str, Any], dict[tuple[str, ...], dict[str, A
         "m.room.power_levels",
         POWER_LEVELS,
         {
-            tuple(versions("2", "10")): PL_PRE_V11,
+            tuple(versions("1", "10")): PL_PRE_V11,
             tuple(versions("11", "12")): {**PL_PRE_V11, "invite": 0},
         },
     ),
@@ -148,14 +148,14 @@ CONTENT_TABLE: list[tuple[str, dict[str, Any], dict[tuple[str, ...], dict[str, A
         "m.room.aliases",
         {"aliases": ["#a:example.org"], "x": 1},
         {
-            tuple(versions("2", "5")): {"aliases": ["#a:example.org"]},
+            tuple(versions("1", "5")): {"aliases": ["#a:example.org"]},
             tuple(versions("6", "12")): {},
         },
     ),
     (
         "m.room.redaction",
         {"redacts": "$target", "reason": "spam"},
-        {tuple(versions("2", "10")): {}, tuple(versions("11", "12")): {"redacts": "$target"}},
+        {tuple(versions("1", "10")): {}, tuple(versions("11", "12")): {"redacts": "$target"}},
     ),
     ("m.room.message", {"body": "hi", "msgtype": "m.text"}, {tuple(ALL): {}}),
     ("m.room.topic", {"topic": "t"}, {tuple(ALL): {}}),
@@ -167,7 +167,7 @@ def _content_cases() -> list[Any]:
     cases = []
     for event_type, content, by_versions in CONTENT_TABLE:
         covered = [v for group in by_versions for v in group]
-        assert sorted(covered, key=ALL.index) == ALL, event_type  # the table covers v2..v12
+        assert sorted(covered, key=ALL.index) == ALL, event_type  # the table covers v1..v12
         for group, expected in by_versions.items():
             for version_id in group:
                 case_id = f"{event_type}-v{version_id}"

@@ -1,4 +1,4 @@
-"""resolve_state edge cases: inputs, rejected events, unsupported algorithms."""
+"""resolve_state edge cases: inputs, rejected events, dispatch on the algorithm."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from durable.events.event import Event
 from durable.room_versions import V10, StateResAlgorithm
-from durable.state_res import UnsupportedStateResAlgorithm, resolve_state
+from durable.state_res import resolve_state
 
 from .fixtures import V10_WITH_V2_1
 from .tables import event
@@ -83,7 +83,12 @@ def test_no_state_sets() -> None:
     assert resolve_state(V10, [], lambda _: None) == {}
 
 
-def test_state_res_v1_is_refused() -> None:
-    v1_like = dataclasses.replace(V10, identifier="1", state_res=StateResAlgorithm.V1)
-    with pytest.raises(UnsupportedStateResAlgorithm):
-        resolve_state(v1_like, [{}, {}], lambda _: None)
+def test_state_res_v1_flag_dispatches_to_v1() -> None:
+    # One fork, two algorithms: for v2 a key missing from one state set is conflicted, so
+    # bob's topic is checked and dropped (bob is not in the state); for v1 such a key is not a
+    # conflict and the topic is kept unchecked.
+    v1_like = dataclasses.replace(V10, identifier="10+v1", state_res=StateResAlgorithm.V1)
+    events = _room(V10, member_bob_rejected=True)
+    base = {k: v for k, v in _base_state().items() if v != "$mb"}
+    assert TOPIC_KEY not in resolve_state(V10, [base, {**base, TOPIC_KEY: "$tb"}], events.get)
+    assert resolve_state(v1_like, [base, {**base, TOPIC_KEY: "$tb"}], events.get)[TOPIC_KEY] == "$tb"

@@ -108,7 +108,7 @@ def test_refusals(hs: ExtrasHarness) -> None:
     alice, bob, eve = hs.user("alice"), hs.user("bob"), hs.user("eve")
     room = hs.create_room(alice, preset="public_chat")
     hs.join(bob, room)
-    unsupported = upgrade(hs, alice, room, new_version="1")
+    unsupported = upgrade(hs, alice, room, new_version="0")
     assert unsupported.status_code == 400 and unsupported.json()["errcode"] == "M_UNSUPPORTED_ROOM_VERSION"
     assert upgrade(hs, alice, room, new_version="99").json()["errcode"] == "M_UNSUPPORTED_ROOM_VERSION"
     for headers in (bob, eve):  # no power / not in the room

@@ -61,7 +61,7 @@ def test_trusted_private_chat_in_v12_makes_invitees_creators(hs: Harness) -> Non
 
 def test_create_room_refusals(hs: Harness) -> None:
     alice = hs.user("alice")
-    response = hs.client.post(f"{V3}/createRoom", headers=alice, json={"room_version": "1"})
+    response = hs.client.post(f"{V3}/createRoom", headers=alice, json={"room_version": "99"})
     assert response.status_code == 400 and response.json()["errcode"] == "M_UNSUPPORTED_ROOM_VERSION"
     response = hs.client.post(f"{V3}/createRoom", headers=alice, json={"preset": "nope"})
     assert response.status_code == 400 and response.json()["errcode"] == "M_INVALID_PARAM"
