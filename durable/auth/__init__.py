@@ -1,4 +1,4 @@
-"""Matrix authorisation rules for room versions 2 to 12.
+"""Matrix authorisation rules for room versions 1 to 12.
 
 Spec: https://spec.matrix.org/v1.19/rooms/ (each version's "Authorisation rules") and
 https://spec.matrix.org/v1.19/server-server-api/#authorisation-rules.

@@ -1,4 +1,4 @@
-"""The state-dependent authorisation rules, for every supported room version (2 to 12).
+"""The state-dependent authorisation rules, for every supported room version (1 to 12).
 
 Spec: https://spec.matrix.org/v1.19/rooms/ — "Authorisation rules" of v2 (the v1 rules),
 v3-v5 (redaction rule removed), v6 (aliases rule removed, ``notifications``), v7 (knocking),

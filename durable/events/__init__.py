@@ -1,4 +1,4 @@
-"""Events: the PDU view and the pure event-format algorithms of room versions 2 to 12."""
+"""Events: the PDU view and the pure event-format algorithms of room versions 1 to 12."""
 
 from durable.events.builder import GetEventHashes, build_event
 from durable.events.canonical import canonical_json, parse_json

@@ -6,7 +6,7 @@ Modules:
 - ``discovery`` and ``ip_policy``: where a server name leads and which addresses we may
   contact; ``client``: ``FederationClient``, signed HTTPS requests; ``errors``: what failures
   look like;
-- ``key_store``: remote servers' keys (D1 truth, KV cache, fetched from the origin);
+- ``key_store``: remote servers' keys (D1 truth, KV cache, fetched from the origin, else through the configured notaries);
   ``keys_server``: ``/_matrix/key/v2/server`` and the notary ``/_matrix/key/v2/query``;
 - ``version`` and ``query``: ``/_matrix/federation/v1/version``, ``/query/profile``,
   ``/query/directory``.

@@ -35,7 +35,7 @@ from durable.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, get_room_ver
 from .conftest import VECTORS
 
 PRE_V11 = [v for v in KNOWN_ROOM_VERSIONS.values() if not v.updated_redaction_rules]
-# Room versions whose PDUs carry `event_id` (v1 is unsupported, so only v2).
+# Room versions whose PDUs carry `event_id` (v1 and v2).
 EVENT_ID_IN_PDU = [v for v in KNOWN_ROOM_VERSIONS.values() if v.event_id_in_event]
 V11_PLUS = [v for v in KNOWN_ROOM_VERSIONS.values() if v.updated_redaction_rules]
 ALL_VERSIONS = list(KNOWN_ROOM_VERSIONS.values())
