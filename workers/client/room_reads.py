@@ -169,10 +169,12 @@ async def get_joined_members(request: Request, env: Any) -> JsonDict:
         if row["membership"] != "join":
             continue
         content = await reader.content_of(row["event_id"])
-        joined[row["state_key"]] = {
-            "display_name": content.get("displayname") if isinstance(content.get("displayname"), str) else None,
-            "avatar_url": content.get("avatar_url") if isinstance(content.get("avatar_url"), str) else None,
-        }
+        # The spec types both fields as strings: one the member has not set is left out.
+        member: JsonDict = {}
+        for field, key in (("displayname", "display_name"), ("avatar_url", "avatar_url")):
+            if isinstance(content.get(field), str):
+                member[key] = content[field]
+        joined[row["state_key"]] = member
     return {"joined": joined}
 
 
