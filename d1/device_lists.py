@@ -80,10 +80,13 @@ async def _membership_events(
     db: D1Database, user_id: str, since_events: int, upto_events: int
 ) -> list[dict[str, str]]:
     """Accepted membership events in (since, upto] of the rooms the user has any
-    membership in."""
+    membership in, each with ``prev_membership``: the membership of the member event it
+    replaced in the room's state (None for the first)."""
     return (
         await db.prepare(
-            "SELECT e.room_id, e.state_key, e.membership FROM events e"
+            "SELECT e.room_id, e.state_key, e.membership, (SELECT p.membership FROM events p"
+            " WHERE p.event_id = json_extract(e.local_unsigned, '$.replaces_state')) AS prev_membership"
+            " FROM events e"
             " WHERE e.type = 'm.room.member' AND e.stream_ordering > ? AND e.stream_ordering <= ?"
             " AND e.outlier = 0 AND e.soft_failed = 0 AND e.rejected_reason IS NULL"
             " AND e.room_id IN (SELECT room_id FROM current_state WHERE type = 'm.room.member'"
@@ -122,12 +125,17 @@ async def device_list_changes(
         return {"changed": [], "left": []}  # nothing in the window: who shares a room is moot
     sharing = await users_sharing_a_room(db, user_id)
     changed = device_changes & sharing
+    # Only a change of whether someone is joined matters (not a profile change, an invite,
+    # a knock or a rejected invite). The user's own joins share a room with its members,
+    # their own leaves may share nothing more with them.
     touched: set[str] = set()
     own_rooms: set[str] = set()
     for row in memberships:
+        if (row["membership"] == "join") == (row["prev_membership"] == "join"):
+            continue
         if row["state_key"] == user_id:
             own_rooms.add(row["room_id"])
-        elif row["membership"] in ("join", "leave", "ban"):
+        else:
             touched.add(row["state_key"])
     if own_rooms:
         touched |= await joined_members(db, own_rooms)

@@ -41,6 +41,20 @@ def test_joining_and_leaving_rooms(hs: Harness) -> None:
     assert alice.user_id in bob.sync(bob_since)["device_lists"]["changed"]
 
 
+def test_an_invite_shares_no_room_and_leaves_none(hs: Harness) -> None:
+    """Being invited (or rejecting the invite) neither shares a room with its members nor
+    makes anyone 'left': only joining does, and leaving after a join."""
+    alice, carol = hs.device("alice"), hs.device("carol")
+    room = alice.create_room(preset="private_chat")
+    since = carol.sync()["next_batch"]
+    alice.ok("POST", f"/rooms/{room}/invite", {"user_id": carol.user_id})
+    got = carol.sync(since)
+    assert room in got["rooms"]["invite"]
+    assert got["device_lists"] == {"changed": [], "left": []}
+    carol.leave(room)  # rejects the invite
+    assert carol.sync(got["next_batch"])["device_lists"] == {"changed": [], "left": []}
+
+
 def test_initial_sync_has_no_device_list_changes(hs: Harness) -> None:
     alice = hs.device("alice")
     alice.upload(device_keys=alice.device_keys())
