@@ -39,7 +39,6 @@ import json
 import re
 import time
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -59,10 +58,12 @@ from durable.events import add_content_hash, build_event, event_from_pdu, sign_e
 from durable.room_versions import get_room_version
 from local_runtime.config import load_config
 from local_runtime.server import build_app
+from tests import spec_conformance
 from tests.federation.conftest import OURS, FedApp
 from tests.federation.e2ee_support import LocalUser, wait_for_edus
 from tests.federation.forged_rooms import RemoteRoom, forge_in_our_room
 from tests.federation.peers import ForgedPeer, PeerNetwork, client_for
+from tests.spec_conformance import Case, Quirk, assert_valid_or_quirk, cases_from_rows, png, pointer_token
 from workers.client import passwords
 
 SPEC_ROOT = Path(__file__).parents[1] / "spec_data" / "matrix-spec"
@@ -105,27 +106,8 @@ F2 = "/_matrix/federation/v2"
 K2 = "/_matrix/key/v2"
 
 
-@dataclass(frozen=True)
-class Case:
-    """One response of the scenario (``id``) and the spec operation it answers."""
-
-    id: str
-    method: str
-    path: str  # the spec's full path template
-    status: int = 200
-
-
-def _cases(status: int, rows: str) -> list[Case]:
-    """Rows of ``id METHOD /spec/path``, one a line."""
-    cases = []
-    for line in rows.strip().splitlines():
-        case_id, method, path = line.split()
-        cases.append(Case(case_id, method.lower(), path, status))
-    return cases
-
-
 # Successful responses, in the order the scenario gets them, then error bodies.
-CASES: list[Case] = _cases(200, f"""
+CASES: list[Case] = cases_from_rows(200, f"""
 version                      GET  {F1}/version
 well-known-server            GET  /.well-known/matrix/server
 server-keys                  GET  {K2}/server
@@ -200,21 +182,10 @@ openid-userinfo              GET  {F1}/openid/userinfo
 ]
 
 # Binary responses (media): multipart/mixed; their parts are checked instead of a schema.
-MULTIPART_CASES: list[Case] = _cases(200, f"""
+MULTIPART_CASES: list[Case] = cases_from_rows(200, f"""
 media-download               GET  {F1}/media/download/{{mediaId}}
 media-thumbnail              GET  {F1}/media/thumbnail/{{mediaId}}
 """)
-
-
-@dataclass(frozen=True)
-class Quirk:
-    """Errors the schema reports although the body is right: each must be a failure of
-    ``keyword`` whose message matches ``message``, and at least one must occur (so a fixed
-    schema, or a body that changed, shows up)."""
-
-    keyword: str
-    message: str  # a regular expression
-    reason: str
 
 
 # The PDU format has had no top-level ``origin`` since spec v1.3 (matrix-spec #998, "Remove
@@ -287,12 +258,8 @@ EDU_TYPES = ["m.typing", "m.receipt", "m.presence", "m.direct_to_device", "m.dev
 # --- schema lookup -------------------------------------------------------------------------
 
 
-def _pointer_token(token: str) -> str:
-    return urllib.parse.quote(token.replace("~", "~0").replace("/", "~1"), safe="")
-
-
 def _pointer(tokens: list[str]) -> str:
-    return "#/" + "/".join(_pointer_token(t) for t in tokens)
+    return "#/" + "/".join(pointer_token(t) for t in tokens)
 
 
 def spec_response(case: Case) -> tuple[str, dict[str, Any]]:
@@ -312,18 +279,13 @@ def validator_for(case: Case) -> Draft202012Validator:
     """A validator for the JSON body of ``case``'s response, through a ``$ref`` into the spec."""
     uri, response = spec_response(case)
     assert "application/json" in response.get("content", {}), f"{case.id}: the spec gives no JSON body"
-    schema_uri = uri + "/" + "/".join(_pointer_token(t) for t in ["content", "application/json", "schema"])
+    schema_uri = uri + "/" + "/".join(pointer_token(t) for t in ["content", "application/json", "schema"])
     return Draft202012Validator({"$ref": schema_uri}, registry=REGISTRY)
 
 
 def pdu_validator(room_version: str) -> Draft202012Validator:
     uri = f"{SPEC_BASE}{SERVER_SERVER}definitions/{PDU_DEFINITIONS[room_version]}.yaml"
     return Draft202012Validator({"$ref": uri}, registry=REGISTRY)
-
-
-def _path_regex(template: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^}]+\})", template)
-    return re.compile("".join("[^/]*" if p.startswith("{") else re.escape(p) for p in parts) + "$")
 
 
 # --- the scenario ----------------------------------------------------------------------------
@@ -340,30 +302,14 @@ def q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-class Recorder:
-    """Collects one response per case id, checking it was made to the case's operation."""
+class Recorder(spec_conformance.Recorder):
+    """The recorder of the federation scenario, which also notes the room versions of the
+    PDUs in the responses and the transactions our server sent the peer."""
 
     def __init__(self) -> None:
-        self.cases = {case.id: case for case in CASES + MULTIPART_CASES}
-        self.responses: dict[str, httpx.Response] = {}
+        super().__init__(CASES + MULTIPART_CASES)
         self.room_versions: dict[str, str] = {}  # of the rooms whose PDUs the responses carry
         self.transactions: list[dict[str, Any]] = []  # the ones our server sent the peer
-
-    def __call__(self, case_id: str, response: httpx.Response) -> Any:
-        case = self.cases[case_id]
-        assert case_id not in self.responses, case_id
-        request = response.request
-        assert request.method.lower() == case.method, (case_id, request.method)
-        assert _path_regex(case.path).match(request.url.path), (case_id, request.url.path)
-        assert response.status_code == case.status, (case_id, response.status_code, response.text)
-        self.responses[case_id] = response
-        return response.json() if response.headers.get("content-type", "").startswith("application/json") else None
-
-
-def _png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (30, 120, 200)).save(out, "PNG")
-    return out.getvalue()
 
 
 class Scenario:
@@ -624,8 +570,8 @@ def run_scenario(fed: FedApp, peer: ForgedPeer, rec: Recorder) -> None:
     userinfo = rec("openid-userinfo", s.request("GET", f"{F1}/openid/userinfo", query={"access_token": token},
                                                 signed=False))
     assert userinfo == {"sub": alice.user_id}
-    png = _png()
-    uploaded = fed.client.post("/_matrix/media/v3/upload", content=png, params={"filename": "town.png"},
+    image = png((30, 120, 200))
+    uploaded = fed.client.post("/_matrix/media/v3/upload", content=image, params={"filename": "town.png"},
                                headers={**alice.headers, "Content-Type": "image/png"})
     assert uploaded.status_code == 200, uploaded.text
     media_id = uploaded.json()["content_uri"].rsplit("/", 1)[1]
@@ -767,14 +713,7 @@ def test_response_matches_the_spec_schema(case: Case, responses: dict[str, httpx
     assert case.id in responses, f"the scenario never made {case.id}"
     body = responses[case.id].json()
     errors = [_cause(e) for e in validator_for(case).iter_errors(body)]
-    errors.sort(key=lambda e: list(e.absolute_path))
-    quirk = SCHEMA_QUIRKS.get(case.id)
-    if quirk is not None:
-        assert errors, f"{case.id}: listed in SCHEMA_QUIRKS but valid now; drop it from the list"
-        unexplained = [e for e in errors if e.validator != quirk.keyword or not re.search(quirk.message, e.message)]
-        assert not unexplained, "\n".join(f"{e.json_path}: {e.message}" for e in unexplained)
-        return
-    assert not errors, "\n".join(f"{e.json_path}: {e.message}" for e in errors)
+    assert_valid_or_quirk(case.id, errors, SCHEMA_QUIRKS.get(case.id))
 
 
 def _pdus(body: Any, location: tuple[str | int, ...]) -> list[dict[str, Any]]:
@@ -860,7 +799,7 @@ def test_multipart_response_matches_the_spec(case: Case, responses: dict[str, ht
         assert media["Content-Type"] and media["Content-Disposition"], dict(media.items())
         payload = media.get_payload(decode=True)
         if case.path.startswith(f"{F1}/media/download/"):
-            assert payload == _png()
+            assert payload == png((30, 120, 200))
         else:  # "The actual thumbnail may be larger than the size specified"
             assert media.get_content_type().startswith("image/")
             assert Image.open(io.BytesIO(payload)).size <= (64, 48)

@@ -20,10 +20,8 @@ its reason; nothing else is skipped.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
@@ -31,7 +29,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
-from PIL import Image
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from signedjson.sign import sign_json
@@ -39,6 +36,7 @@ from starlette.testclient import TestClient
 
 from local_runtime.config import load_config
 from local_runtime.server import build_app
+from tests.spec_conformance import Case, Quirk, Recorder, assert_valid_or_quirk, cases_from_rows, png, pointer_token
 from tests.workers.e2ee.harness import PASSWORD, SERVER, Device, Harness
 from tests.workers.e2ee.test_cross_signing import CrossSigning
 from tests.workers.push.gateway_fake import GATEWAY_URL, FakeGateway
@@ -56,28 +54,9 @@ MEDIA_V3 = "/_matrix/media/v3"
 BACKUP_ALGORITHM = "m.megolm_backup.v1.curve25519-aes-sha2"
 
 
-@dataclass(frozen=True)
-class Case:
-    """One response of the scenario (``id``) and the spec operation it answers."""
-
-    id: str
-    method: str
-    path: str  # the spec's path template
-    status: int = 200
-
-
-def _cases(status: int, rows: str) -> list[Case]:
-    """Rows of ``id METHOD /spec/path``, one a line."""
-    cases = []
-    for line in rows.strip().splitlines():
-        case_id, method, path = line.split()
-        cases.append(Case(case_id, method.lower(), path, status))
-    return cases
-
-
 C3 = "/_matrix/client/v3"
 # Successful responses, in the order the scenario gets them, then error bodies.
-CASES: list[Case] = _cases(200, f"""
+CASES: list[Case] = cases_from_rows(200, f"""
 versions                     GET  /_matrix/client/versions
 well-known-client            GET  /.well-known/matrix/client
 well-known-support           GET  /.well-known/matrix/support
@@ -252,19 +231,8 @@ logout-all                   POST {C3}/logout/all
 ]
 
 
-@dataclass(frozen=True)
-class Quirk:
-    """Errors the schema reports although the body is right: each must be a failure of
-    ``keyword`` whose message matches ``message``, and at least one must occur (so a fixed
-    schema, or a body that changed, shows up)."""
-
-    keyword: str
-    message: str  # a regular expression
-    reason: str
-
-
 # Binary responses (media): no JSON body; their required headers are checked instead.
-BINARY_CASES: list[Case] = _cases(200, f"""
+BINARY_CASES: list[Case] = cases_from_rows(200, f"""
 media-download               GET  {V1}/media/download/{{serverName}}/{{mediaId}}
 media-download-filename      GET  {V1}/media/download/{{serverName}}/{{mediaId}}/{{fileName}}
 media-thumbnail              GET  {V1}/media/thumbnail/{{serverName}}/{{mediaId}}
@@ -289,50 +257,17 @@ SCHEMA_QUIRKS: dict[str, Quirk] = {
 # --- schema lookup -------------------------------------------------------------------------
 
 
-def _pointer_token(token: str) -> str:
-    return quote(token.replace("~", "~0").replace("/", "~1"), safe="")
-
-
 def validator_for(case: Case) -> Draft202012Validator:
     """A validator for the JSON body of ``case``'s response, through a ``$ref`` into the spec."""
     response = SPEC["paths"][case.path][case.method]["responses"][str(case.status)]
     assert "application/json" in response["content"], f"{case.id}: the spec gives no JSON body"
     tokens = ["paths", case.path, case.method, "responses", str(case.status), "content",
               "application/json", "schema"]
-    ref = SPEC_URI + "#/" + "/".join(_pointer_token(t) for t in tokens)
+    ref = SPEC_URI + "#/" + "/".join(pointer_token(t) for t in tokens)
     return Draft202012Validator({"$ref": ref}, registry=REGISTRY)
 
 
-def _path_regex(template: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^}]+\})", template)
-    return re.compile("".join("[^/]*" if p.startswith("{") else re.escape(p) for p in parts) + "$")
-
-
 # --- the scenario ----------------------------------------------------------------------------
-
-
-class Recorder:
-    """Collects one response per case id, checking it was made to the case's operation."""
-
-    def __init__(self) -> None:
-        self.cases = {case.id: case for case in CASES + BINARY_CASES}
-        self.responses: dict[str, httpx.Response] = {}
-
-    def __call__(self, case_id: str, response: httpx.Response) -> Any:
-        case = self.cases[case_id]
-        assert case_id not in self.responses, case_id
-        request = response.request
-        assert request.method.lower() == case.method, (case_id, request.method)
-        assert _path_regex(case.path).match(request.url.path), (case_id, request.url.path)
-        assert response.status_code == case.status, (case_id, response.status_code, response.text)
-        self.responses[case_id] = response
-        return response.json() if response.headers.get("content-type", "").startswith("application/json") else None
-
-
-def _png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "PNG")
-    return out.getvalue()
 
 
 def _alias(localpart: str) -> str:
@@ -377,9 +312,9 @@ def run_scenario(hs: Harness, rec: Recorder) -> None:
     # --- media ----------------------------------------------------------------------------
     rec("media-config-v1", req(alice, "GET", f"{V1}/media/config"))
     rec("media-config-v3", req(alice, "GET", f"{MEDIA_V3}/config"))
-    png = _png()
+    image = png((200, 30, 30))
     uploaded = rec("media-upload", client.post(
-        f"{MEDIA_V3}/upload", content=png, params={"filename": "avatar.png"},
+        f"{MEDIA_V3}/upload", content=image, params={"filename": "avatar.png"},
         headers={**alice.headers, "Content-Type": "image/png"},
     ))
     avatar_uri = uploaded["content_uri"]
@@ -393,7 +328,7 @@ def run_scenario(hs: Harness, rec: Recorder) -> None:
     rec("media-download", req(alice, "GET", f"{V1}/media/download/{mxc}"))
     rec("media-download-filename", req(alice, "GET", f"{V1}/media/download/{mxc}/town.png"))
     rec("media-thumbnail", req(alice, "GET", f"{V1}/media/thumbnail/{mxc}?width=32&height=32&method=scale"))
-    assert rec.responses["media-download"].content == png
+    assert rec.responses["media-download"].content == image
 
     # --- profile ----------------------------------------------------------------------------
     rec("profile-put-displayname", req(alice, "PUT", f"{C3}/profile/{alice.user_id}/displayname",
@@ -726,7 +661,7 @@ def responses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ht
             turn_uris=("turn:turn.hs.test:3478?transport=udp",), turn_shared_secret="turn secret",
         )
         with TestClient(build_app(config)) as client:
-            recorder = Recorder()
+            recorder = Recorder(CASES + BINARY_CASES)
             run_scenario(Harness(client), recorder)
             yield recorder.responses
 
@@ -757,14 +692,7 @@ def test_spec_document_is_self_contained() -> None:
 def test_response_matches_the_spec_schema(case: Case, responses: dict[str, httpx.Response]) -> None:
     assert case.id in responses, f"the scenario never made {case.id}"
     body = responses[case.id].json()
-    errors = sorted(validator_for(case).iter_errors(body), key=lambda e: list(e.absolute_path))
-    quirk = SCHEMA_QUIRKS.get(case.id)
-    if quirk is not None:
-        assert errors, f"{case.id}: listed in SCHEMA_QUIRKS but valid now; drop it from the list"
-        unexplained = [e for e in errors if e.validator != quirk.keyword or not re.search(quirk.message, e.message)]
-        assert not unexplained, "\n".join(f"{e.json_path}: {e.message}" for e in unexplained)
-        return
-    assert not errors, "\n".join(f"{e.json_path}: {e.message}" for e in errors)
+    assert_valid_or_quirk(case.id, list(validator_for(case).iter_errors(body)), SCHEMA_QUIRKS.get(case.id))
 
 
 @pytest.mark.parametrize("case", BINARY_CASES, ids=[case.id for case in BINARY_CASES])

@@ -14,6 +14,7 @@ from durable.state_res import resolve_state
 from durable.state_res.v1 import split_state_v1
 
 from .test_v1 import BASE_EVENTS, CASES
+from .test_properties import _shuffled
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -40,16 +41,6 @@ def forks(draw: st.DrawFn) -> tuple[dict[str, Event], list[dict[StateKey, str]]]
                 state[key] = choice
         state_sets.append(state)
     return events, state_sets
-
-
-def _shuffled(state_sets: list[dict[StateKey, str]], rng: random.Random) -> list[dict[StateKey, str]]:
-    shuffled = []
-    for state in state_sets:
-        items = list(state.items())
-        rng.shuffle(items)
-        shuffled.append(dict(items))
-    rng.shuffle(shuffled)
-    return shuffled
 
 
 @SETTINGS
