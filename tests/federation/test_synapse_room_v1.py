@@ -7,35 +7,17 @@ Then the other way: a Synapse user joins a v1 room created here.
 from __future__ import annotations
 
 import threading
-import urllib.parse
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.federation.local_server import LocalServer
 from tests.federation.synapse_peer import SynapsePeer
-from tests.federation.test_synapse_rooms import User, _register, eventually
+# The module-scoped alice (ours) and bob (Synapse's) of the other room interop tests.
+from tests.federation.test_synapse_rooms import User, _q, alice, bob, eventually  # noqa: F401,F811
 
 pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
-
-
-def _q(value: str) -> str:
-    return urllib.parse.quote(value, safe="")
-
-
-@pytest.fixture(scope="module")
-def alice(ours: LocalServer) -> Iterator[User]:
-    user = User(ours.client_url, _register(ours.client_url, "alice"))
-    yield user
-    user.http.close()
-
-
-@pytest.fixture(scope="module")
-def bob(synapse: SynapsePeer) -> Iterator[User]:
-    user = User(synapse.client_url, synapse.register("bob"))
-    yield user
-    user.http.close()
 
 
 def _state(user: User, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None:
